@@ -1,0 +1,147 @@
+"""Pair and completion files -> tokenized, prompt-masked batches (the LightningDataModule).
+
+Row format (jsonl, one object a line, or a `datasets` dataset saved with save_to_disk / a hub id):
+    {"prompt": str, "chosen": str, "rejected": str, ...metadata}     pairs, for DPO / BCE / BCO
+    {"prompt": str, "chosen": str}  or  {"prompt": str, "completion": str}   single completions, for SFT-type
+A malformed row stops the run with one line naming the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from spot.chat import completion_ids, prompt_ids
+
+log = logging.getLogger(__name__)
+
+
+class DataError(ValueError):
+    """A data file or row that cannot be used; the message names file, line and field."""
+
+
+def iter_rows(path: str) -> Iterator[tuple[int, dict]]:
+    """(line number, row) for a jsonl file, or (row index, row) for a datasets directory / hub id."""
+    p = Path(path)
+    if p.suffix == ".jsonl":
+        with p.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+                yield lineno, row
+        return
+    import datasets
+
+    ds = datasets.load_from_disk(path) if p.exists() else datasets.load_dataset(path, split="train")
+    for i, row in enumerate(ds):
+        yield i + 1, row
+
+
+def read_examples(path: str, pairs: bool) -> list[dict]:
+    """Validated rows: prompt + chosen (+ rejected when `pairs`). `completion` stands in for `chosen`."""
+    needed = ("prompt", "chosen", "rejected") if pairs else ("prompt", "chosen")
+    rows = []
+    for lineno, row in iter_rows(path):
+        if not pairs and "chosen" not in row and "completion" in row:
+            row = {**row, "chosen": row["completion"]}
+        for key in needed:
+            value = row.get(key)
+            if value is None:
+                raise DataError(f"{path}:{lineno}: missing field '{key}'")
+            if not isinstance(value, str):
+                raise DataError(f"{path}:{lineno}: field '{key}' must be a string, got {type(value).__name__}")
+            if not value.strip():
+                raise DataError(f"{path}:{lineno}: field '{key}' is empty")
+        rows.append({k: row[k] for k in needed})
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+def encode(tokenizer, prompt: str, completion: str, max_length: int, max_prompt_length: int,
+           enable_thinking: bool | None = None) -> tuple[list[int], int]:
+    """(token ids, prompt length). Long prompts keep their end; long completions lose their tail."""
+    p = prompt_ids(tokenizer, prompt, enable_thinking)[-max_prompt_length:]
+    c = completion_ids(tokenizer, completion)[: max(0, max_length - len(p))]
+    return p + c, len(p)
+
+
+def collate(seqs: list[tuple[list[int], int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch. loss_mask marks completion tokens: the positions whose log-prob is scored."""
+    width = max(len(ids) for ids, _ in seqs)
+    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    loss_mask = torch.zeros((len(seqs), width), dtype=torch.bool)
+    for row, (ids, n_prompt) in enumerate(seqs):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention_mask[row, : len(ids)] = 1
+        loss_mask[row, n_prompt : len(ids)] = True
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "loss_mask": loss_mask}
+
+
+class PairDataModule(L.LightningDataModule):
+    """Loads a pair (or completion) file, tokenizes it with the chat template, masks prompts.
+
+    With `pairs=True` a batch of B examples is 2B sequences, chosen first then rejected, so that the module
+    runs both through the model in one forward.
+    """
+
+    def __init__(self, path: str, tokenizer, pairs: bool, batch_size: int = 8, max_length: int = 512,
+                 max_prompt_length: int = 256, val_fraction: float = 0.0, seed: int = 0,
+                 enable_thinking: bool | None = None, num_workers: int = 0, make_command: str = ""):
+        super().__init__()
+        self.path, self.tokenizer, self.pairs = path, tokenizer, pairs
+        self.batch_size, self.max_length, self.max_prompt_length = batch_size, max_length, max_prompt_length
+        self.val_fraction, self.seed, self.enable_thinking = val_fraction, seed, enable_thinking
+        self.num_workers, self.make_command = num_workers, make_command
+        self.train_set: list[list[tuple[list[int], int]]] = []
+        self.val_set: list[list[tuple[list[int], int]]] = []
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set:
+            return
+        if not Path(self.path).exists() and Path(self.path).suffix == ".jsonl":
+            hint = f"; create it with: {self.make_command}" if self.make_command else ""
+            raise DataError(f"data.path={self.path} does not exist{hint}")
+        fields = ("chosen", "rejected") if self.pairs else ("chosen",)
+        examples, dropped = [], 0
+        for row in read_examples(self.path, self.pairs):
+            seqs = [encode(self.tokenizer, row["prompt"], row[f], self.max_length, self.max_prompt_length,
+                           self.enable_thinking) for f in fields]
+            if any(len(ids) <= n_prompt for ids, n_prompt in seqs):
+                dropped += 1  # the prompt alone fills max_length: nothing left to score
+                continue
+            examples.append(seqs)
+        if dropped:
+            log.warning("%s: %d rows dropped: no completion token fits in data.max_length", self.path, dropped)
+        g = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(len(examples), generator=g).tolist()
+        n_val = int(len(examples) * self.val_fraction)
+        self.val_set = [examples[i] for i in order[:n_val]]
+        self.train_set = [examples[i] for i in order[n_val:]]
+
+    def _collate(self, batch: list[list[tuple[list[int], int]]]) -> dict[str, torch.Tensor]:
+        # chosen of every example first, then rejected: the module splits the forward at B
+        flat = [ex[k] for k in range(len(batch[0])) for ex in batch]
+        return collate(flat, self.tokenizer.pad_token_id)
+
+    def train_dataloader(self) -> DataLoader:
+        g = torch.Generator().manual_seed(self.seed)
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=g,
+                          collate_fn=self._collate, num_workers=self.num_workers, drop_last=False)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=self.batch_size, collate_fn=self._collate,
+                          num_workers=self.num_workers)

@@ -1,0 +1,1 @@
+"""Evaluation: suites of (prompt, answer) items, scoring, and forgetting against the base model."""

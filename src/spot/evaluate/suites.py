@@ -1,0 +1,54 @@
+"""A suite is a named list of prompts with reference answers, a group, and a scoring function.
+
+Groups: "in_domain" (what post-training targets), "ood" (same skill, harder), "prior" (knowledge the base had
+that post-training must not destroy). Forgetting is measured on "prior".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from spot.toy.tasks import IN_DOMAIN, OOD, PRIOR_TASKS, extract_answer, make_prior, make_problem, split_rng
+
+
+@dataclass
+class Suite:
+    name: str
+    group: str
+    prompts: list[str]
+    answers: list[str]
+    score: Callable[[str, str], bool]  # (completion, reference answer) -> correct
+    max_new_tokens: int = 64
+
+    def __post_init__(self) -> None:
+        if len(self.prompts) != len(self.answers):
+            raise ValueError(f"suite {self.name}: {len(self.prompts)} prompts but {len(self.answers)} answers")
+
+
+def toy_exact_match(completion: str, answer: str) -> bool:
+    """Correct when the text after the last `#### ` equals the reference exactly."""
+    return extract_answer(completion) == answer
+
+
+def toy_test_problems(n: int, seed: int = 0, ood: bool = False) -> list:
+    rng = split_rng(seed, "ood" if ood else "test")
+    return [make_problem(rng, OOD if ood else IN_DOMAIN) for _ in range(n)]
+
+
+def toy_suites(n_in_domain: int = 1000, n_ood: int = 500, n_prior: int = 200, seed: int = 0) -> list[Suite]:
+    """The toy world's held-out suites: in-domain test, OOD, and one suite per prior task."""
+    test = toy_test_problems(n_in_domain, seed)
+    ood = toy_test_problems(n_ood, seed, ood=True)
+    suites = [
+        Suite("toy_in_domain", "in_domain", [p.text for p in test], [str(p.answer) for p in test],
+              toy_exact_match, max_new_tokens=48),
+        Suite("toy_ood", "ood", [p.text for p in ood], [str(p.answer) for p in ood], toy_exact_match,
+              max_new_tokens=80),
+    ]
+    for task in PRIOR_TASKS:
+        rng = split_rng(seed, f"prior-test/{task}")
+        items = [make_prior(rng, task) for _ in range(n_prior)]
+        suites.append(Suite(f"toy_prior_{task}", "prior", [q for q, _ in items],
+                            [extract_answer(c) for _, c in items], toy_exact_match, max_new_tokens=16))
+    return suites

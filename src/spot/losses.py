@@ -1,0 +1,142 @@
+"""The objectives of SPoT and its baselines, as small pure functions over per-sequence log-probs.
+
+Every loss takes a `SequenceLogps` (log-probs summed over completion tokens) and returns per-example losses
+plus reward diagnostics; reduction, logging and the reward-shift state live in the module. With
+r(x, y) = beta * (log pi(y|x) - log pi_ref(y|x)) and s the sigmoid (SPOT.md, "Objectives"):
+
+    sft / rft / sft_plus   -log pi(y|x)                        (same function; they differ in data)
+    dpo                    -log s(r+ - r-)
+    reward_sft             -log s(r+)
+    bce                    -log s(r+) - log s(-r-)
+    bco (SPoT)             -log s(r+ - delta) - log s(-(r- - delta))
+
+Each function declares what it needs (`needs_reference`, `needs_pairs`, `needs_shift`) so that the module
+skips the reference forward and the rejected half of the batch when a loss does not use them. Choose one with
+the Hydra group `loss=` (conf/loss/<name>.yaml names the function and its hyper-parameters).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class SequenceLogps:
+    """Summed completion log-probs, each (B,). Reference and rejected entries are None when unused."""
+
+    chosen: torch.Tensor
+    chosen_tokens: torch.Tensor
+    rejected: torch.Tensor | None = None
+    rejected_tokens: torch.Tensor | None = None
+    ref_chosen: torch.Tensor | None = None
+    ref_rejected: torch.Tensor | None = None
+
+
+@dataclass
+class LossOutput:
+    losses: torch.Tensor  # (B,) un-reduced
+    chosen_rewards: torch.Tensor | None = None  # (B,) detached
+    rejected_rewards: torch.Tensor | None = None  # (B,) detached
+
+
+def declares(reference: bool, pairs: bool, shift: bool = False):
+    """Marks what a loss needs, so the module can skip work the loss does not use."""
+
+    def mark(fn):
+        fn.needs_reference, fn.needs_pairs, fn.needs_shift = reference, pairs, shift
+        return fn
+
+    return mark
+
+
+def implicit_rewards(lp: SequenceLogps, beta: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """r = beta * (log pi - log pi_ref) for chosen and (when present) rejected completions."""
+    chosen = beta * (lp.chosen - lp.ref_chosen)
+    rejected = None if lp.rejected is None else beta * (lp.rejected - lp.ref_rejected)
+    return chosen, rejected
+
+
+@declares(reference=False, pairs=False)
+def sft(lp: SequenceLogps, shift: torch.Tensor | None = None) -> LossOutput:
+    """Negative log-likelihood of the target completion, per token.
+
+    Deviation from SPOT.md's summed form: the sum is divided by the completion's token count, as SFT
+    trainers usually do, so long and short targets weigh alike and the learning rate does not depend on length.
+    """
+    return LossOutput(losses=-lp.chosen / lp.chosen_tokens.clamp(min=1))
+
+
+# RFT trains on the policy's own correct samples, SFT+ on rectified y+: the same objective as SFT.
+rft = sft
+sft_plus = sft
+
+
+@declares(reference=True, pairs=True)
+def dpo(lp: SequenceLogps, beta: float = 0.1, shift: torch.Tensor | None = None) -> LossOutput:
+    """DPO (Rafailov et al. 2023, eq. 7): -log s(r+ - r-). Policy == reference gives log 2."""
+    r_c, r_r = implicit_rewards(lp, beta)
+    return LossOutput(-F.logsigmoid(r_c - r_r), r_c.detach(), r_r.detach())
+
+
+@declares(reference=True, pairs=False)
+def reward_sft(lp: SequenceLogps, beta: float = 0.1, shift: torch.Tensor | None = None) -> LossOutput:
+    """-log s(r+): SFT on y+ whose gradient is scaled by 1 - s(r+), a per-sample early stop (SPOT.md)."""
+    r_c, _ = implicit_rewards(lp, beta)
+    return LossOutput(-F.logsigmoid(r_c), r_c.detach())
+
+
+@declares(reference=True, pairs=True)
+def bce(lp: SequenceLogps, beta: float = 0.1, shift: torch.Tensor | None = None) -> LossOutput:
+    """Binary cross-entropy on the implicit reward: y+ labelled 1, y- labelled 0, no shift."""
+    r_c, r_r = implicit_rewards(lp, beta)
+    return LossOutput(-F.logsigmoid(r_c) - F.logsigmoid(-r_r), r_c.detach(), r_r.detach())
+
+
+@declares(reference=True, pairs=True, shift=True)
+def bco(lp: SequenceLogps, beta: float = 0.1, shift: torch.Tensor | None = None) -> LossOutput:
+    """BCO, the SPoT objective: -log s(r+ - delta) - log s(-(r- - delta)).
+
+    delta (`shift`) is the running mean of rewards, detached, supplied by the module's RewardShift; it stands
+    in for beta * log Z(x), which BCO, unlike DPO, does not cancel. shift=None means delta = 0, i.e. BCE.
+    """
+    r_c, r_r = implicit_rewards(lp, beta)
+    delta = 0.0 if shift is None else shift.detach()
+    return LossOutput(-F.logsigmoid(r_c - delta) - F.logsigmoid(-(r_r - delta)), r_c.detach(), r_r.detach())
+
+
+class RewardShift(torch.nn.Module):
+    """BCO's delta: a running mean of all implicit rewards seen in training, kept as checkpointed buffers.
+
+    mode="cumulative" (the authors' code): equal-weight mean of every reward so far.
+    mode="ema" (the paper's text): delta <- decay * delta + (1 - decay) * batch mean, starting at the first
+    batch mean. Both are updated before use, all-reduced across ranks, and never updated in evaluation.
+    """
+
+    def __init__(self, mode: str = "cumulative", decay: float = 0.99):
+        super().__init__()
+        if mode not in ("cumulative", "ema"):
+            raise ValueError(f"reward_shift.mode={mode!r}: use 'cumulative' or 'ema'")
+        self.mode, self.decay = mode, decay
+        self.register_buffer("total", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("value", torch.zeros((), dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, rewards: torch.Tensor) -> torch.Tensor:
+        """Folds this step's rewards (any shape, this rank's) into delta and returns the new delta."""
+        stats = torch.stack([rewards.detach().double().sum(),
+                             torch.tensor(rewards.numel(), dtype=torch.float64, device=rewards.device)])
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(stats)
+        batch_sum, batch_n = stats[0], stats[1]
+        if self.mode == "cumulative":
+            self.total += batch_sum
+            self.value.copy_(self.total / (self.count + batch_n))
+        else:
+            mean = batch_sum / batch_n
+            self.value.copy_(mean if self.count == 0 else self.decay * self.value + (1 - self.decay) * mean)
+        self.count += batch_n
+        return self.value.float()

@@ -1,0 +1,138 @@
+"""The LightningModule: a trainable policy, a frozen reference, and the objective chosen with `loss=`."""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+
+from spot.logps import sequence_logps
+from spot.losses import LossOutput, RewardShift, SequenceLogps, implicit_rewards
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with linear warmup then cosine decay (the paper's recipe, SPOT.md "Training recipe")."""
+
+    lr: float = 1e-6
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.05
+    min_lr_ratio: float = 0.0
+
+
+def loss_needs(loss_fn) -> tuple[bool, bool, bool]:
+    """(reference, pairs, shift) as declared by the loss function, also through functools.partial."""
+    fn = loss_fn.func if isinstance(loss_fn, functools.partial) else loss_fn
+    return fn.needs_reference, fn.needs_pairs, fn.needs_shift
+
+
+class SPoTModule(L.LightningModule):
+    """Runs chosen and rejected completions through the policy in one forward and applies the loss.
+
+    The reference model is held outside the module tree (a plain attribute, not a submodule): the optimizer,
+    the checkpoint and DeepSpeed never see it, it stays in eval mode without gradients, and it is only run when
+    the loss declares `needs_reference`. BCO's reward shift is a submodule of buffers, so it is checkpointed.
+    """
+
+    def __init__(self, policy: torch.nn.Module, loss_fn, reference: torch.nn.Module | None = None,
+                 reward_shift: RewardShift | None = None, optim: OptimConfig = OptimConfig()):
+        super().__init__()
+        self.policy, self.loss_fn, self.optim = policy, loss_fn, optim
+        self.needs_reference, self.needs_pairs, self.needs_shift = loss_needs(loss_fn)
+        self.beta = getattr(loss_fn, "keywords", {}).get("beta", 0.0)
+        if self.needs_reference and reference is None:
+            raise ValueError("this loss needs a reference model; none was given")
+        if self.needs_shift and reward_shift is None:
+            reward_shift = RewardShift()
+        self.reward_shift = reward_shift if self.needs_shift else None
+        object.__setattr__(self, "reference", reference if self.needs_reference else None)
+        if self.reference is not None:
+            self.reference.eval().requires_grad_(False)
+
+    def on_fit_start(self) -> None:
+        if self.reference is not None:
+            self.reference.to(self.device)
+
+    def forward_logps(self, batch: dict[str, torch.Tensor]) -> SequenceLogps:
+        """Policy (and reference) log-probs; with pairs the batch holds B chosen rows then B rejected rows."""
+        n_rows = batch["input_ids"].shape[0]
+        b = n_rows // 2 if self.needs_pairs else n_rows
+        logp, n_tok = sequence_logps(self.policy, **batch)  # (N,), (N,)
+        ref = None
+        if self.needs_reference:
+            with torch.no_grad():
+                ref, _ = sequence_logps(self.reference, **batch)
+        pairs = self.needs_pairs
+        return SequenceLogps(
+            chosen=logp[:b], chosen_tokens=n_tok[:b],
+            rejected=logp[b:] if pairs else None, rejected_tokens=n_tok[b:] if pairs else None,
+            ref_chosen=None if ref is None else ref[:b],
+            ref_rejected=None if ref is None or not pairs else ref[b:],
+        )
+
+    def _shared_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        lp = self.forward_logps(batch)
+        shift = None
+        if self.needs_shift:
+            if stage == "train":  # updated before use, never in evaluation
+                r_c, r_r = implicit_rewards(lp, self.beta)
+                shift = self.reward_shift.update(torch.cat([r_c, r_r]))
+            else:
+                shift = self.reward_shift.value.float()
+        out: LossOutput = self.loss_fn(lp, shift=shift)
+        loss = out.losses.mean()
+        self._log_step(stage, loss, lp, out, shift)
+        return loss
+
+    def _log_step(self, stage: str, loss: torch.Tensor, lp: SequenceLogps, out: LossOutput,
+                  shift: torch.Tensor | None) -> None:
+        on_step = stage == "train"
+        metrics = {f"{stage}/loss": loss.detach(),
+                   f"{stage}/logps/chosen": (lp.chosen / lp.chosen_tokens.clamp(min=1)).mean().detach()}
+        if out.chosen_rewards is not None:
+            metrics[f"{stage}/rewards/chosen"] = out.chosen_rewards.mean()
+        if out.rejected_rewards is not None:
+            margins = out.chosen_rewards - out.rejected_rewards
+            metrics[f"{stage}/rewards/rejected"] = out.rejected_rewards.mean()
+            metrics[f"{stage}/rewards/margins"] = margins.mean()
+            metrics[f"{stage}/rewards/accuracies"] = (margins > 0).float().mean()
+        if lp.ref_rejected is not None:
+            # y- are samples of the base policy (= the reference), so the mean per-token log-ratio on them
+            # is an unbiased estimate of KL(pi_ref || pi) per token.
+            log_ratio = (lp.ref_rejected - lp.rejected.detach()) / lp.rejected_tokens.clamp(min=1)
+            metrics[f"{stage}/kl"] = log_ratio.mean()
+        if shift is not None:
+            metrics[f"{stage}/reward_shift"] = shift
+        self.log_dict(metrics, on_step=on_step, on_epoch=not on_step, prog_bar=False,
+                      batch_size=lp.chosen.shape[0], sync_dist=not on_step)
+        self.log(f"{stage}/loss_bar", loss.detach(), prog_bar=True, logger=False,
+                 batch_size=lp.chosen.shape[0])
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def configure_optimizers(self):
+        decay = [p for p in self.policy.parameters() if p.requires_grad and p.ndim >= 2]
+        no_decay = [p for p in self.policy.parameters() if p.requires_grad and p.ndim < 2]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.optim.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}],
+                                lr=self.optim.lr, betas=tuple(self.optim.betas))
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = int(total * self.optim.warmup_ratio)
+        floor = self.optim.min_lr_ratio
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            progress = (step - warmup) / max(1, total - warmup)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,1 @@
+"""Rectified data: sample the policy, verify its answers, have an Oracle fix the wrong ones, filter, write."""

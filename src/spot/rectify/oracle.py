@@ -1,0 +1,33 @@
+"""The Oracle interface that every backend implements (toy, Anthropic, OpenAI-compatible).
+
+An Oracle has two jobs (SPOT.md, "Data pipeline"):
+- `rectify`: given a problem and the policy's wrong answer, return the answer with only its erroneous steps
+  fixed, in the policy's own wording and format (the surgical edit, y+);
+- `solve`: the "direct" mode, a from-scratch solution in the Oracle's own style (the SFT baseline's data).
+Both are async so that the pipeline keeps many calls in flight; a backend with nothing to await just returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass
+class OracleReply:
+    """What one Oracle call produced. `text` is the usable answer (markers stripped), or None with `error`."""
+
+    text: str | None
+    raw: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    error: str | None = None
+
+
+class Oracle(Protocol):
+    name: str
+
+    async def rectify(self, problem: str, answer: str, reference: str | None = None) -> OracleReply: ...
+
+    async def solve(self, problem: str, reference: str | None = None) -> OracleReply: ...

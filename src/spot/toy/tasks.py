@@ -1,0 +1,157 @@
+"""The toy world's tasks: arithmetic word problems (in-domain and OOD) and "prior knowledge" string tasks.
+
+In-domain problems are chains of +/- steps on small numbers, solved one step a line in a fixed house style:
+
+    Q: Ann has 12 pens. Ann buys 5. Ann loses 3. How many pens?
+    A: 12+5=17
+    17-3=14
+    #### 14
+
+OOD problems are the same kind with longer chains and larger numbers. Prior tasks (reverse a word, sort its
+letters, count a letter) are learned in pretraining and must survive post-training; their completions are just
+the marked answer `#### <answer>`. Every completion ends in `#### <answer>`, so one extractor scores them all.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+from dataclasses import dataclass, field
+
+NAMES = ["Ann", "Bob", "Cy", "Dee", "Eve", "Max", "Sam", "Zoe"]
+OBJECTS = ["pens", "coins", "books", "cards", "eggs", "shells"]
+ADD_VERBS = ["gets", "finds", "buys"]
+SUB_VERBS = ["loses", "sells", "eats"]
+ANSWER_MARK = "#### "
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """How hard a split is: chain length and the range every intermediate value stays in."""
+
+    min_steps: int
+    max_steps: int
+    max_value: int
+    max_operand: int
+
+
+IN_DOMAIN = Difficulty(min_steps=2, max_steps=4, max_value=99, max_operand=40)
+OOD = Difficulty(min_steps=5, max_steps=6, max_value=199, max_operand=90)
+
+
+@dataclass(frozen=True)
+class Problem:
+    start: int
+    ops: tuple[tuple[str, int], ...]  # (("+", 5), ("-", 3), ...)
+    name: str = "Ann"
+    obj: str = "pens"
+    verbs: tuple[str, ...] = field(default=())
+
+    @property
+    def text(self) -> str:
+        sentences = [f"{self.name} has {self.start} {self.obj}."]
+        for (op, n), verb in zip(self.ops, self.verbs, strict=True):
+            sentences.append(f"{self.name} {verb} {n}.")
+        sentences.append(f"How many {self.obj}?")
+        return " ".join(sentences)
+
+    def values(self) -> list[int]:
+        """The running value after each step, starting value first."""
+        out = [self.start]
+        for op, n in self.ops:
+            out.append(out[-1] + n if op == "+" else out[-1] - n)
+        return out
+
+    @property
+    def answer(self) -> int:
+        return self.values()[-1]
+
+    def solution(self) -> str:
+        """The house style the base policy learns: one `a+b=c` step a line, then the marked answer."""
+        return steps_to_text([(a, op, n) for a, (op, n) in zip(self.values(), self.ops)])
+
+    def direct_solution(self) -> str:
+        """A different house style, as a strong external model would write from scratch (the SFT data)."""
+        lines = [f"We begin with {self.start}."]
+        for value, (op, n) in zip(self.values()[1:], self.ops):
+            lines.append(f"Add {n} to get {value}." if op == "+" else f"Take away {n} to get {value}.")
+        return "\n".join(lines) + f"\n{ANSWER_MARK}{self.answer}"
+
+
+def steps_to_text(steps: list[tuple[int, str, int]]) -> str:
+    """Writes (left, op, right) steps in the house style, recomputing every result from its operands."""
+    lines = [f"{a}{op}{b}={a + b if op == '+' else a - b}" for a, op, b in steps]
+    final = steps[-1][0] + steps[-1][2] if steps[-1][1] == "+" else steps[-1][0] - steps[-1][2]
+    return "\n".join(lines) + f"\n{ANSWER_MARK}{final}"
+
+
+_SENTENCE = re.compile(r"(\w+) (" + "|".join(ADD_VERBS + SUB_VERBS) + r") (\d+)\.")
+_START = re.compile(r"^(\w+) has (\d+) (\w+)\.")
+
+
+def parse_problem(text: str) -> Problem:
+    """Inverse of `Problem.text`: the toy Oracle reads problems as text, as a real Oracle would."""
+    head = _START.match(text)
+    if head is None:
+        raise ValueError(f"not a toy arithmetic problem: {text[:60]!r}")
+    ops, verbs = [], []
+    for _, verb, n in _SENTENCE.findall(text):
+        ops.append(("+" if verb in ADD_VERBS else "-", int(n)))
+        verbs.append(verb)
+    return Problem(int(head.group(2)), tuple(ops), head.group(1), head.group(3), tuple(verbs))
+
+
+def make_problem(rng: random.Random, level: Difficulty) -> Problem:
+    """Draws a chain whose every intermediate value stays in [0, level.max_value]."""
+    steps = rng.randint(level.min_steps, level.max_steps)
+    value = rng.randint(1, level.max_value)
+    start, ops, verbs = value, [], []
+    for _ in range(steps):
+        can_add = value + 1 <= level.max_value
+        op = "+" if (can_add and (value == 0 or rng.random() < 0.5)) else "-"
+        if op == "+":
+            n = rng.randint(1, min(level.max_operand, level.max_value - value))
+            value += n
+        else:
+            n = rng.randint(1, min(level.max_operand, value))
+            value -= n
+        ops.append((op, n))
+        verbs.append(rng.choice(ADD_VERBS if op == "+" else SUB_VERBS))
+    return Problem(start, tuple(ops), rng.choice(NAMES), rng.choice(OBJECTS), tuple(verbs))
+
+
+# ---------------------------------------------------------------- prior-knowledge tasks
+
+
+def _word(rng: random.Random, lo: int = 3, hi: int = 7) -> str:
+    return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(lo, hi)))
+
+
+def make_prior(rng: random.Random, task: str) -> tuple[str, str]:
+    """One prior-knowledge example as (prompt, completion)."""
+    word = _word(rng)
+    if task == "reverse":
+        return f"Reverse the word {word}.", f"{ANSWER_MARK}{word[::-1]}"
+    if task == "sort":
+        return f"Sort the letters of {word}.", f"{ANSWER_MARK}{''.join(sorted(word))}"
+    if task == "count":
+        letter = rng.choice(word) if rng.random() < 0.8 else rng.choice(string.ascii_lowercase)
+        return f"Count the letter {letter} in {word}.", f"{ANSWER_MARK}{word.count(letter)}"
+    raise ValueError(f"unknown prior task {task!r}; known: reverse, sort, count")
+
+
+PRIOR_TASKS = ("reverse", "sort", "count")
+
+
+def extract_answer(completion: str) -> str | None:
+    """The text after the last `#### ` marker, on its line; None when the completion has no marker."""
+    idx = completion.rfind(ANSWER_MARK)
+    if idx < 0:
+        return None
+    return completion[idx + len(ANSWER_MARK) :].split("\n", 1)[0].strip()
+
+
+def split_rng(seed: int, split: str) -> random.Random:
+    """Disjoint, reproducible streams per split: train problems never share a stream with test ones."""
+    return random.Random(f"spot-toy/{split}/{seed}")
