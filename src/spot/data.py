@@ -15,7 +15,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from spot.chat import completion_ids, prompt_ids
 
@@ -91,6 +91,27 @@ def collate(seqs: list[tuple[list[int], int]], pad_id: int) -> dict[str, torch.T
     return {"input_ids": input_ids, "attention_mask": attention_mask, "loss_mask": loss_mask}
 
 
+class EpochShuffle(Sampler[int]):
+    """A fresh permutation each epoch, drawn from (seed, epoch) alone.
+
+    Lightning calls `set_epoch` before every epoch, so a run resumed from an epoch-end checkpoint sees the same
+    order as an uninterrupted one (a shared torch.Generator would restart from epoch 0's order).
+    """
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 class PairDataModule(L.LightningDataModule):
     """Loads a pair (or completion) file, tokenizes it with the chat template, masks prompts.
 
@@ -138,8 +159,8 @@ class PairDataModule(L.LightningDataModule):
         return collate(flat, self.tokenizer.pad_token_id)
 
     def train_dataloader(self) -> DataLoader:
-        g = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=g,
+        return DataLoader(self.train_set, batch_size=self.batch_size,
+                          sampler=EpochShuffle(len(self.train_set), self.seed),
                           collate_fn=self._collate, num_workers=self.num_workers, drop_last=False)
 
     def val_dataloader(self) -> DataLoader:

@@ -54,6 +54,7 @@ class SPoTModule(L.LightningModule):
             self.reference.eval().requires_grad_(False)
 
     def on_fit_start(self) -> None:
+        self.policy.train()  # from_pretrained returns eval mode, and Lightning keeps modules' modes
         if self.reference is not None:
             self.reference.to(self.device)
 

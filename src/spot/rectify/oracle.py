@@ -22,6 +22,7 @@ class OracleReply:
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     error: str | None = None
 
 
@@ -31,3 +32,7 @@ class Oracle(Protocol):
     async def rectify(self, problem: str, answer: str, reference: str | None = None) -> OracleReply: ...
 
     async def solve(self, problem: str, reference: str | None = None) -> OracleReply: ...
+
+
+class OracleUnavailable(RuntimeError):
+    """No reply after every retry (network, 5xx, 429, timeouts): nothing was paid, a rerun asks again."""

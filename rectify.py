@@ -1,0 +1,69 @@
+"""Rectified data: sample the policy, verify, have an Oracle edit the wrong answers, filter, write.
+
+    python rectify.py                                              # toy world, toy Oracle -> data/toy/
+    python rectify.py model=hf model.path=Qwen/Qwen3-8B problems=gsm8k oracle=anthropic out_dir=data/gsm8k
+    python rectify.py problems=gsm8k_solutions oracle=fake         # GSM8K model solutions, local fake Claude
+
+Rerun the same command after a crash: journaled work is skipped. See src/spot/rectify/pipeline.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("rectify")
+
+
+def settings_of(cfg: DictConfig, oracle) -> dict[str, dict]:
+    """What each journaled stage depends on; the API key is never in the config, so never here either."""
+    backend = OmegaConf.to_container(cfg.oracle.backend, resolve=True)
+    for speed_only in ("max_in_flight", "timeout_s", "max_attempts"):  # how fast, not what: may change
+        backend.pop(speed_only, None)
+    sampling = OmegaConf.to_container(cfg.sampling, resolve=True)
+    return {"samples": {"model": cfg.model.path, "sampling": sampling},
+            "oracle": {"backend": backend, "with_reference": cfg.with_reference,
+                       "prompts": getattr(oracle, "prompt_digest", None)}}
+
+
+def rectify(cfg: DictConfig) -> dict:
+    from spot.generation import Sampling
+    from spot.models import load_tokenizer
+    from spot.rectify.pipeline import Price, RectifyConfig, run
+    from spot.rectify.sampling import PolicySampler
+
+    items = instantiate(cfg.problems.source)
+    verifier = instantiate(cfg.problems.verifier)
+    oracle = instantiate(cfg.oracle.backend)
+    tokenizer = load_tokenizer(cfg.model.path)
+    sampling = Sampling(**OmegaConf.to_container(cfg.sampling, resolve=True),
+                        enable_thinking=cfg.model.get("enable_thinking"))
+    sampler = PolicySampler(cfg.model.path, cfg.model.dtype, sampling)
+    run_cfg = RectifyConfig(out_dir=cfg.out_dir, seed=cfg.seed, gamma=cfg.gamma, chunk_size=cfg.chunk_size,
+                            direct=cfg.direct, with_reference=cfg.with_reference,
+                            max_in_flight=cfg.oracle.max_in_flight, price=Price(**cfg.oracle.price),
+                            progress=cfg.progress)
+    tokenize = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
+    return run(items, sampler, tokenize, verifier, oracle, run_cfg, settings_of(cfg, oracle))
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="rectify")
+def main(cfg: DictConfig) -> None:
+    from spot.rectify.pipeline import USER_ERRORS
+
+    try:
+        report = rectify(cfg)
+    except USER_ERRORS as e:
+        sys.exit(f"rectify: {e}")
+    c = report["counts"]
+    log.info("%d samples, %d correct (rft), %d wrong -> %d pairs (gamma %.2f), %d direct; drops %s; wrote %s",
+             c["samples"], c["correct"], c["wrong"], c["pairs"], report["gamma"], c["direct"],
+             report["drops"]["rectify"], cfg.out_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Crash-safe files: append-only journals for work done, atomic replacement for final outputs.
+
+A journal is jsonl, one record a line, flushed and fsync'd before `append` returns: a record that a rerun
+sees is a record whose work never has to be done (or paid for) again. A kill -9 can leave at most the last
+line torn; opening the journal cuts it off, so the next append starts on a clean line. Final files are
+written to a temporary file in the same directory, fsync'd, then renamed over the target: a reader sees the
+old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class JournalError(ValueError):
+    """A journal damaged somewhere other than its last line: not something a crash can do."""
+
+
+class Journal:
+    """Append-only jsonl whose records survive kill -9 once `append` has returned."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.records = self._recover()
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def _recover(self) -> list[dict]:
+        """Reads every complete record and truncates a torn tail (a last line cut short by a crash)."""
+        if not self.path.exists():
+            return []
+        data = self.path.read_bytes()
+        records, good_end, start = [], 0, 0
+        while start < len(data):
+            end = data.find(b"\n", start)
+            if end < 0:
+                break  # no newline: the write was cut short
+            try:
+                records.append(json.loads(data[start:end]))
+            except json.JSONDecodeError:
+                if data.find(b"\n", end + 1) >= 0:  # damage before the last line
+                    lineno = data.count(b"\n", 0, start) + 1
+                    raise JournalError(f"{self.path}:{lineno}: corrupt journal record; delete the file "
+                                       "to redo its stage") from None
+                break
+            good_end = start = end + 1
+        if good_end < len(data):
+            with self.path.open("r+b") as f:
+                f.truncate(good_end)
+                f.flush()
+                os.fsync(f.fileno())
+        return records
+
+    def append(self, record: dict) -> None:
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.records.append(record)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Replaces `path` with `text` in one rename, after the data is on disk."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
+    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

@@ -1,0 +1,161 @@
+"""The rectification pipeline: sample, verify, ask the Oracle, filter, write (SPOT.md, "Data pipeline").
+
+    python rectify.py                                    # toy world -> data/toy/
+    python rectify.py model=hf model.path=Qwen/Qwen3-8B problems=gsm8k oracle=anthropic
+
+Stages 1 (sample) and 3 (Oracle) are journaled under `<out_dir>/journal/`; verify, filter and write are cheap
+and pure, so every run recomputes them from the journals. A rerun after a crash therefore redoes only
+unjournaled work and writes the same files an uninterrupted run writes. Outputs in `<out_dir>/`:
+    pairs.jsonl   {"prompt", "chosen" (y+), "rejected" (y-), "id", "answer", "r_lcs", "oracle"}
+    rft.jsonl     {"prompt", "completion", "id", "answer"}   the policy's own correct samples
+    direct.jsonl  {"prompt", "completion", "id", "answer"}   the Oracle's from-scratch solutions (SFT data)
+    drops.jsonl   {"id", "stage", "reason", ...}             why each wrong sample gave no pair
+    report.json   counts per stage, drop reasons, R_LCS distribution, Oracle tokens and cost, timings
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spot.rectify.calls import Request, oracle_stage, reply_from_record
+from spot.rectify.filtering import Tokenize, Verifier, filter_direct, filter_pairs
+from spot.rectify.journal import Journal, JournalError, write_atomic, write_jsonl
+from spot.rectify.oracle import Oracle
+from spot.rectify.problems import Item, ProblemError
+from spot.rectify.report import make_report
+from spot.rectify.sampling import Sampler, sample_stage
+
+
+class RectifyError(ValueError):
+    """A setting or state the user must fix; the message says what."""
+
+
+# what the entry point prints as one line instead of a traceback
+USER_ERRORS = (ProblemError, JournalError, RectifyError, FileNotFoundError)
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens, for the report's cost line."""
+
+    input: float = 0.0
+    output: float = 0.0
+    cache_read: float = 0.0
+    cache_write: float = 0.0
+
+
+@dataclass(frozen=True)
+class RectifyConfig:
+    out_dir: str
+    seed: int = 0
+    gamma: float = 0.6
+    chunk_size: int = 256
+    direct: bool = True  # also ask the Oracle for from-scratch solutions (the SFT baseline's data)
+    with_reference: bool = False  # show the Oracle the reference answer (the prompt's second variant)
+    max_in_flight: int = 64
+    price: Price = field(default_factory=Price)
+    progress: bool = True
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def check_manifest(path: Path, settings: dict[str, dict]) -> None:
+    """Refuses to resume journals made with other settings: their records would not be this run's."""
+    old = json.loads(path.read_text()) if path.exists() else {}
+    for stage, now in settings.items():
+        if stage in old and old[stage] != now:
+            before, after = _flat(old[stage]), _flat(now)
+            changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+            raise RectifyError(f"{path.parent}/{stage}.jsonl was made with other settings (changed: "
+                               f"{', '.join(changed)}); use another out_dir, or delete that journal to redo "
+                               "its stage")
+    write_atomic(path, json.dumps({**old, **settings}, indent=2, sort_keys=True))
+
+
+def problems_digest(items: list[Item]) -> str:
+    h = hashlib.sha256()
+    for it in items:
+        h.update(json.dumps([it.id, it.prompt, it.answer, it.completion]).encode())
+    return h.hexdigest()[:16]
+
+
+def make_requests(items: list[Item], wrong: list[Item], completions: dict[str, str],
+                  cfg: RectifyConfig) -> list[Request]:
+    """Rectify every wrong sample; with `direct`, solve every problem once. Rectify calls go first."""
+    ref = (lambda it: it.answer) if cfg.with_reference else (lambda it: None)
+    reqs = [Request(f"rectify:{it.id}", "rectify", it.prompt, completions[it.id], ref(it)) for it in wrong]
+    if cfg.direct:
+        reqs += [Request(f"direct:{it.group}", "direct", it.prompt, None, ref(it))
+                 for it in first_per_problem(items)]
+    return reqs
+
+
+def first_per_problem(items: list[Item]) -> list[Item]:
+    seen: dict[str, Item] = {}
+    for it in items:
+        seen.setdefault(it.group, it)
+    return list(seen.values())
+
+
+def run(items: list[Item], sampler: Sampler, tokenize: Tokenize, verifier: Verifier, oracle: Oracle,
+        cfg: RectifyConfig, settings: dict[str, dict]) -> dict:
+    """Runs (or resumes) every stage and writes the outputs; returns the report.
+
+    `settings` holds what each journaled stage depends on ({"samples": {...}, "oracle": {...}}); a rerun
+    with other settings is refused rather than mixing two runs' records.
+    """
+    out, t_start, seconds = Path(cfg.out_dir), time.time(), {}
+    jdir = out / "journal"
+    jdir.mkdir(parents=True, exist_ok=True)
+    settings = {**settings, "samples": {**settings.get("samples", {}), "problems": problems_digest(items),
+                                        "seed": cfg.seed, "chunk_size": cfg.chunk_size}}
+    check_manifest(jdir / "manifest.json", settings)
+
+    t = time.time()
+    samples = Journal(jdir / "samples.jsonl")
+    completions, n_sampled = sample_stage(items, sampler, samples, cfg.chunk_size, cfg.seed, cfg.progress)
+    samples.close()
+    seconds["sample"] = time.time() - t
+
+    t = time.time()
+    verdicts = {it.id: verifier(completions[it.id], it.answer) for it in items}
+    wrong = [it for it in items if not verdicts[it.id].correct]
+    seconds["verify"] = time.time() - t
+
+    t = time.time()
+    journal = Journal(jdir / "oracle.jsonl")
+    requests = make_requests(items, wrong, completions, cfg)
+    counts = asyncio.run(oracle_stage(requests, oracle, journal, cfg.max_in_flight, cfg.progress))
+    journal.close()
+    replies = {rec["key"]: reply_from_record(rec) for rec in journal.records}
+    seconds["oracle"] = time.time() - t
+
+    t = time.time()
+    pairs = filter_pairs(wrong, completions, replies, verifier, tokenize, cfg.gamma, oracle.name)
+    direct = filter_direct(first_per_problem(items), replies, verifier) if cfg.direct else None
+    rft = [{"prompt": it.prompt, "completion": completions[it.id], "id": it.id, "answer": it.answer}
+           for it in items if verdicts[it.id].correct]
+    seconds["filter"] = time.time() - t
+
+    t = time.time()
+    write_jsonl(out / "pairs.jsonl", pairs.rows)
+    write_jsonl(out / "rft.jsonl", rft)
+    write_jsonl(out / "drops.jsonl", pairs.drops + (direct.drops if direct else []))
+    if direct is not None:
+        write_jsonl(out / "direct.jsonl", direct.rows)
+    seconds["write"] = time.time() - t
+    seconds["total"] = time.time() - t_start
+    report = make_report(items, verdicts, n_sampled, requests, counts, journal.records, pairs, direct, rft,
+                         cfg, oracle.name, seconds)
+    write_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
+    return report

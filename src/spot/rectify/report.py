@@ -1,0 +1,64 @@
+"""Stage 5's report: what each stage counted, why pairs were dropped, how big the edits were, what it cost."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spot.rectify.calls import Request
+    from spot.rectify.filtering import Filtered
+    from spot.rectify.pipeline import RectifyConfig
+    from spot.rectify.problems import Item
+    from spot.rectify.verify import Verdict
+
+
+def ratio_summary(ratios: list[float], gamma: float) -> dict:
+    """R_LCS of every pair whose y+ verified correct, before the gamma cut: quantiles and a 0.1 histogram."""
+    if not ratios:
+        return {"count": 0}
+    xs = sorted(ratios)
+    q = lambda p: xs[min(len(xs) - 1, int(p * len(xs)))]
+    bins = Counter(min(9, int(x * 10)) for x in xs)
+    return {
+        "count": len(xs), "mean": round(sum(xs) / len(xs), 4),
+        "quantiles": {f"p{int(p * 100)}": round(q(p), 4) for p in (0.1, 0.25, 0.5, 0.75, 0.9)},
+        "histogram": {f"{b / 10:.1f}-{(b + 1) / 10:.1f}": bins.get(b, 0) for b in range(10)},
+        "kept_fraction": round(sum(x <= gamma for x in xs) / len(xs), 4),
+    }
+
+
+def usage(records: list[dict], cfg: RectifyConfig) -> dict:
+    """Tokens of every Oracle reply journaled (every call paid for, this run and earlier), and their cost."""
+    tokens = {k: sum(r.get(k, 0) for r in records)
+              for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")}
+    p = cfg.price
+    cost = (tokens["input_tokens"] * p.input + tokens["output_tokens"] * p.output
+            + tokens["cache_read_tokens"] * p.cache_read + tokens["cache_write_tokens"] * p.cache_write) / 1e6
+    return {"replies_paid": len(records), **tokens, "cost_usd": round(cost, 4)}
+
+
+def make_report(items: list[Item], verdicts: dict[str, Verdict], n_sampled: int, requests: list[Request],
+                counts: dict[str, int], records: list[dict], pairs: Filtered, direct: Filtered | None,
+                rft: list[dict], cfg: RectifyConfig, oracle_name: str, seconds: dict[str, float]) -> dict:
+    n_correct = sum(v.correct for v in verdicts.values())
+    notes = Counter(v.note for v in verdicts.values() if not v.correct and v.note)
+    drop_reasons = Counter(d["reason"] for d in pairs.drops)
+    return {
+        "out_dir": cfg.out_dir, "oracle": oracle_name, "gamma": cfg.gamma,
+        "with_reference": cfg.with_reference,
+        "counts": {
+            "problems": len({it.group for it in items}), "samples": len(items),
+            "sampled_this_run": n_sampled,
+            "correct": n_correct, "wrong": len(items) - n_correct, "wrong_by_note": dict(notes),
+            "oracle_requests": len(requests), **{f"oracle_{k}_this_run": v for k, v in counts.items()},
+            "rectified_correct": len(pairs.ratios), "pairs": len(pairs.rows), "rft": len(rft),
+            "direct": len(direct.rows) if direct else 0,
+        },
+        "drops": {"rectify": dict(sorted(drop_reasons.items())),
+                  "direct": dict(sorted(Counter(d["reason"] for d in direct.drops).items()))
+                  if direct else {}},
+        "r_lcs": ratio_summary(pairs.ratios, cfg.gamma),
+        "oracle_usage": usage(records, cfg),
+        "seconds": {k: round(v, 2) for k, v in seconds.items()},
+    }

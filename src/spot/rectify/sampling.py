@@ -1,0 +1,70 @@
+"""Stage 1: the policy's one sample per problem, in chunks that are each journaled once done.
+
+A chunk is sampled with its own seed, derived from the run's seed and the chunk's index, so a chunk sampled
+after a crash comes out exactly as it would have in an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from tqdm.auto import tqdm
+
+from spot.generation import Sampling, generate
+from spot.rectify.journal import Journal
+from spot.rectify.problems import Item
+
+Sampler = Callable[[list[str], int], list[str]]  # (prompts, seed) -> one completion per prompt
+
+
+class PolicySampler:
+    """transformers generation from `spot.generation`; the model is loaded on the first call only, so a
+    rerun whose samples are all journaled never loads it."""
+
+    def __init__(self, path: str, dtype: str, sampling: Sampling):
+        self.path, self.dtype, self.sampling = path, dtype, sampling
+        self._model = self._tokenizer = None
+
+    def __call__(self, prompts: list[str], seed: int) -> list[str]:
+        if self._model is None:
+            import torch
+
+            from spot.models import load_model, load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.path)
+            self._model = load_model(self.path, self.dtype)
+            if torch.cuda.is_available():
+                self._model = self._model.cuda()
+        return generate(self._model, self._tokenizer, prompts, self.sampling, seed=seed, progress=False)
+
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    digest = hashlib.sha256(f"spot-rectify/sample/{seed}/{chunk}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def sample_stage(items: list[Item], sampler: Sampler, journal: Journal, chunk_size: int, seed: int,
+                 progress: bool = True) -> tuple[dict[str, str], int]:
+    """({item id: completion}, number sampled in this run). Items that carry a completion are not sampled."""
+    completions = {it.id: it.completion for it in items if it.completion is not None}
+    todo = [it for it in items if it.completion is None]
+    chunks = [todo[s : s + chunk_size] for s in range(0, len(todo), chunk_size)]
+    done = {rec["chunk"]: rec for rec in journal.records}
+    bar = tqdm(total=len(todo), desc="sample", unit="prompt", disable=not progress)
+    sampled = 0
+    for k, chunk in enumerate(chunks):
+        ids = [it.id for it in chunk]
+        rec = done.get(k)
+        if rec is not None and rec["ids"] != ids:
+            raise ValueError(f"{journal.path}: chunk {k} holds other problems than this run's; the "
+                             "problem set changed, so use a new out_dir")
+        if rec is None:
+            texts = sampler([it.prompt for it in chunk], chunk_seed(seed, k))
+            rec = {"chunk": k, "ids": ids, "completions": texts}
+            journal.append(rec)
+            sampled += len(chunk)
+        completions.update(zip(rec["ids"], rec["completions"], strict=True))
+        bar.update(len(chunk))
+    bar.close()
+    return completions, sampled

@@ -1,0 +1,79 @@
+"""Post-train a policy with SPoT or a baseline, evaluate it against its base, write metrics.json.
+
+    python train.py                                  # toy world, loss=bco, CPU (needs `python rectify.py` first)
+    python train.py loss=dpo loss.beta=0.05
+    python train.py -m loss=bco,dpo,bce loss.beta=0.05,0.1
+    python train.py -m experiment=toy_table          # Base/SFT/RFT/SFT+/DPO/BCE/BCO at toy scale
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("spot.train")
+
+
+@hydra.main(config_path="conf", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    # Imports inside main: `python train.py --help` and config errors answer without loading torch.
+    import lightning as L
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+
+    from spot.data import DataError, PairDataModule
+    from spot.experiment import base_cache_key, fit_and_evaluate
+    from spot.generation import Sampling
+    from spot.losses import RewardShift
+    from spot.models import load_model, load_tokenizer
+    from spot.module import OptimConfig, SPoTModule, loss_needs
+
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    tokenizer = load_tokenizer(cfg.model.path)
+    loss_fn = instantiate(cfg.loss)
+    needs_reference, needs_pairs, needs_shift = loss_needs(loss_fn)
+    policy = load_model(cfg.model.path, cfg.model.dtype)
+    reference = load_model(cfg.model.path, cfg.model.dtype) if needs_reference else None
+    module = SPoTModule(
+        policy, loss_fn, reference=reference,
+        reward_shift=RewardShift(**cfg.reward_shift) if needs_shift else None,
+        optim=OptimConfig(**{**cfg.optim, "betas": tuple(cfg.optim.betas)}),
+    )
+    data_cfg = OmegaConf.to_container(cfg.data)
+    datamodule = PairDataModule(tokenizer=tokenizer, pairs=needs_pairs, seed=cfg.seed,
+                                enable_thinking=cfg.model.enable_thinking, **data_cfg)
+    try:
+        datamodule.setup("fit")
+    except (DataError, FileNotFoundError) as e:
+        log.error("%s", e)
+        sys.exit(2)
+
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    trainer = instantiate(cfg.trainer, logger=logger, default_root_dir=str(out_dir))
+    if logger:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    suites = instantiate(cfg.eval.suites)
+    sampling = Sampling(**cfg.eval.sampling)
+    key = base_cache_key(cfg.model.path, suites, sampling, cfg.seed) if cfg.eval.cache_base else None
+    run_info = {"method": cfg.method_name, "loss": HydraConfig.get().runtime.choices.loss,
+                "beta": cfg.loss.get("beta"), "data": cfg.data.path, "model": cfg.model.path,
+                "lr": cfg.optim.lr, "seed": cfg.seed, "reward_shift": cfg.reward_shift.mode,
+                "experiment": cfg.experiment_name}
+    metrics = fit_and_evaluate(
+        module, datamodule, trainer, tokenizer, suites, sampling, out_dir, run_info,
+        base_cache=Path(".cache/spot/base_eval") / f"{key}.json" if key else None,
+        ckpt_path=cfg.ckpt_path, seed=cfg.seed, save_policy=cfg.save_policy,
+    )
+    if logger and hasattr(logger, "experiment") and hasattr(logger.experiment, "finish"):
+        logger.experiment.finish()
+    return metrics.get("trained", {}).get("groups", {}).get("in_domain")
+
+
+if __name__ == "__main__":
+    main()
