@@ -1,0 +1,130 @@
+"""The toy path end to end through the real entry point, plus the pieces it stands on (LCS, journal)."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spot.rectify.journal import Journal, JournalError, write_jsonl
+from spot.rectify.lcs import edit_ratio, lcs_length
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def lcs_dp(a, b) -> int:
+    """The textbook O(|a||b|) table, as the reference for the bit-parallel version."""
+    row = [0] * (len(b) + 1)
+    for x in a:
+        prev = 0
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], prev + 1 if x == y else max(row[j], row[j - 1])
+    return row[-1]
+
+
+def test_lcs_matches_dynamic_programming():
+    rng = random.Random(0)
+    for _ in range(300):
+        a = [rng.randrange(5) for _ in range(rng.randrange(0, 90))]
+        b = [rng.randrange(5) for _ in range(rng.randrange(0, 90))]
+        assert lcs_length(a, b) == lcs_dp(a, b)
+
+
+def test_edit_ratio_limits():
+    y = [1, 2, 3, 4]
+    assert edit_ratio(y, y) == 0.0  # nothing rewritten
+    assert edit_ratio([9, 9], y) == 1.0  # nothing shared
+    assert edit_ratio([1, 2, 7, 8], y) == 0.5  # half of y+ is new
+    assert edit_ratio(y, []) == 1.0
+
+
+def test_journal_drops_torn_tail_and_appends_cleanly(tmp_path):
+    path = tmp_path / "j.jsonl"
+    j = Journal(path)
+    j.append({"key": "a"})
+    j.append({"key": "b"})
+    j.close()
+    with path.open("a") as f:
+        f.write('{"key": "c", "te')  # kill -9 in the middle of a write
+    j = Journal(path)
+    assert [r["key"] for r in j.records] == ["a", "b"]
+    j.append({"key": "c"})
+    j.close()
+    assert [r["key"] for r in Journal(path).records] == ["a", "b", "c"]
+
+
+def test_journal_refuses_damage_before_the_tail(tmp_path):
+    path = tmp_path / "j.jsonl"
+    path.write_text('{"key": "a"}\nnot json\n{"key": "b"}\n')
+    with pytest.raises(JournalError, match=r"j.jsonl:2"):
+        Journal(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    """An untrained one-layer toy model: its samples are all wrong, so every stage has work."""
+    from spot.toy.model import build_model, build_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    tok = build_tokenizer()
+    build_model(tok, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64,
+                max_positions=160).save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+def run_rectify(*overrides: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "rectify.py", "progress=false", "hydra.run.dir=${out_dir}/hydra", *overrides]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_toy_end_to_end_and_rerun(tiny_model, tmp_path):
+    from spot.data import read_examples
+    from spot.evaluate.suites import toy_test_problems
+
+    out = tmp_path / "toy"
+    args = (f"model.path={tiny_model}", f"out_dir={out}", "problems.source.n=48", "chunk_size=16",
+            "sampling.max_new_tokens=40")
+    done = run_rectify(*args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    c = report["counts"]
+    pairs, rft, direct = (read_jsonl(out / f) for f in ("pairs.jsonl", "rft.jsonl", "direct.jsonl"))
+    drops = read_jsonl(out / "drops.jsonl")
+    assert c["samples"] == 48 and c["sampled_this_run"] == 48 and c["correct"] + c["wrong"] == 48
+    assert len(rft) == c["correct"] and len(pairs) == c["pairs"] > 0 and len(direct) == 48
+    assert len(pairs) + sum(d["stage"] == "rectify" for d in drops) == c["wrong"]  # every wrong one accounted
+    assert sum(report["drops"]["rectify"].values()) == c["wrong"] - c["pairs"]
+    test_prompts = {p.text for p in toy_test_problems(1000, 0)}
+    for row in pairs:
+        assert set(row) >= {"prompt", "chosen", "rejected", "id", "answer", "r_lcs"}
+        assert row["r_lcs"] <= 0.6 and row["chosen"].endswith(f"#### {row['answer']}")
+        assert not row["prompt"].startswith("Q:") and row["prompt"] not in test_prompts
+    assert len(read_examples(str(out / "pairs.jsonl"), pairs=True)) == len(pairs)  # train.py reads it
+    assert len(read_examples(str(out / "direct.jsonl"), pairs=False)) == 48
+
+    before = {f: (out / f).read_bytes() for f in ("pairs.jsonl", "rft.jsonl", "direct.jsonl", "drops.jsonl")}
+    again = run_rectify(*args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    c2 = json.loads((out / "report.json").read_text())["counts"]
+    assert c2["sampled_this_run"] == 0 and c2["oracle_calls_this_run"] == 0  # all journaled
+    assert {f: (out / f).read_bytes() for f in before} == before
+
+    changed = run_rectify(*args, "sampling.temperature=0.5")
+    assert changed.returncode == 1 and "changed: sampling.temperature" in changed.stderr
+    assert "Traceback" not in changed.stderr
+
+
+def test_written_jsonl_is_whole(tmp_path):
+    write_jsonl(tmp_path / "x.jsonl", [{"a": 1}, {"a": 2}])
+    assert read_jsonl(tmp_path / "x.jsonl") == [{"a": 1}, {"a": 2}]
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
