@@ -1,4 +1,4 @@
-"""A character tokenizer and a tiny Qwen2-architecture model, both real transformers objects.
+"""A character tokenizer and a tiny Qwen3-architecture model, both real transformers objects.
 
 They are saved with `save_pretrained` and loaded back with AutoTokenizer / AutoModelForCausalLM, so the toy
 world runs through exactly the loading, chat-template and generation code that serves real models.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import string
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
 SPECIALS = ["<pad>", "<eos>", "<unk>"]
 CHARS = ["\n"] + [chr(c) for c in range(32, 127)]
@@ -18,8 +18,8 @@ CHARS = ["\n"] + [chr(c) for c in range(32, 127)]
 CHAT_TEMPLATE = (
     "{%- for m in messages -%}"
     "{%- if m['role'] == 'user' -%}Q: {{ m['content'] }}\nA: "
-    "{%- elif m['role'] == 'assistant' -%}{{ m['content'] }}<eos>"
-    "{%- endif -%}"
+    "{% elif m['role'] == 'assistant' %}{{ m['content'] }}<eos>"
+    "{% endif %}"
     "{%- endfor -%}"
 )
 
@@ -48,17 +48,22 @@ def build_model(
     intermediate_size: int = 384,
     max_positions: int = 320,
     seed: int = 0,
-) -> Qwen2ForCausalLM:
-    """A Qwen2-architecture model from a config (about 0.8M parameters at the defaults)."""
+) -> Qwen3ForCausalLM:
+    """A Qwen3-architecture model (the paper's family) from a config: about 0.8M parameters by default.
+
+    Qwen3 rather than Qwen2 also matters for loading: transformers 5 maps a `qwen2` config to Qwen2Tokenizer,
+    which would replace our character tokenizer's pre-tokenizer with a byte-level one on reload.
+    """
     import torch
 
-    config = Qwen2Config(
+    config = Qwen3Config(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         intermediate_size=intermediate_size,
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
         num_key_value_heads=num_kv_heads,
+        head_dim=hidden_size // num_heads,
         max_position_embeddings=max_positions,
         tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id,
@@ -66,7 +71,7 @@ def build_model(
         bos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config)
+    model = Qwen3ForCausalLM(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model

@@ -1,4 +1,4 @@
-"""Builds the toy base policy: a tiny Qwen2 model taught the house style, arithmetic and the prior tasks.
+"""Builds the toy base policy: a tiny Qwen3 model taught the house style, arithmetic and the prior tasks.
 
     python -m spot.toy.pretrain --out assets/toy-base          # the shipped checkpoint (about 5 min, 2 cores)
 

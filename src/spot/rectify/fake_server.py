@@ -1,0 +1,232 @@
+"""A local stand-in for the Anthropic Messages API (and an OpenAI-compatible chat endpoint), for tests,
+benchmarks and dry runs that must not touch the internet or spend money.
+
+    python -m spot.rectify.fake_server --port 8765 --latency 0.2 --fault-rate 0.2
+    ANTHROPIC_API_KEY=fake python rectify.py problems=gsm8k_solutions oracle=fake
+
+Its "model" rectifies deterministically: it keeps the student's answer, replaces a last line that states a
+final answer (`A: 26`, `#### 26`, a \\boxed{}) with `Therefore, the final answer is: $\\boxed{N}$.` and
+wraps the result in the SPoT markers. N is the reference answer shown in the prompt, else the answer that
+`--answers` (a GSM8K-shape jsonl) gives for the problem, else the student's own (which then fails
+verification).
+
+Faults, for retry and crash tests:
+- `fault_rate`: that fraction of requests, drawn at random, gets a transport fault: 429 with retry-after, 500,
+  529 overloaded, a response slower than the client's timeout, or a malformed body. Clients retry these.
+- `content_fault_rate`: that fraction of prompts, chosen by a hash of the prompt (so the same on every
+  attempt and every run), gets a well-formed reply that is useless: no markers, empty, or a wrong answer.
+The key is accepted in `x-api-key` or `Authorization: Bearer`; GET /_stats returns counters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from spot.rectify.prompts import END, START
+
+TRANSPORT_FAULTS = ("429", "500", "529", "timeout", "malformed")
+CONTENT_FAULTS = ("no_markers", "empty", "wrong_answer")
+_SECTION = re.compile(r"^## (.+)\n(.*?)(?=\n## |\Z)", re.S | re.M)
+_FINAL_LINE = re.compile(r"^\s*(A:|####|Therefore, the final answer)|\\boxed\{")
+
+
+@dataclass
+class FakeSettings:
+    latency_s: float = 0.0
+    fault_rate: float = 0.0
+    content_fault_rate: float = 0.0
+    timeout_sleep_s: float = 3.0  # how long a "timeout" fault stalls: longer than the client's timeout
+    retry_after_s: float = 0.2
+    api_key: str | None = None  # when set, a request without it gets 401
+    answers: dict[str, str] = field(default_factory=dict)  # problem text -> answer, for prompts without one
+    seed: int = 0
+
+
+def _unit(text: str) -> float:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") / 2**64
+
+
+def fake_completion(user: str, settings: FakeSettings) -> str:
+    """The fake model's reply to a SPoT prompt (rectify when a student's answer is shown, else direct)."""
+    parts = {m.group(1).strip(): m.group(2).strip() for m in _SECTION.finditer(user)}
+    problem, student = parts.get("Problem", user), parts.get("Student's answer")
+    answer = parts.get("Reference final answer") or settings.answers.get(problem)
+    lines = (student or "We solve the problem step by step.").split("\n")
+    if len(lines) > 1 and _FINAL_LINE.search(lines[-1]):
+        lines = lines[:-1]
+    if answer is None:  # cannot solve: repeat the student's final answer
+        from spot.rectify.verify import extract_final
+
+        answer = extract_final(student or "") or "0"
+    u = _unit(user)
+    if u < settings.content_fault_rate:
+        fault = CONTENT_FAULTS[int(u / settings.content_fault_rate * len(CONTENT_FAULTS)) % 3]
+        if fault == "no_markers":
+            return "I think the student made an arithmetic mistake somewhere."
+        if fault == "empty":
+            return f"{START}\n\n{END}"
+        answer = f"{answer}1"
+    body = "\n".join(lines + [f"Therefore, the final answer is: $\\boxed{{{answer}}}$."])
+    return f"{START}\n{body}\n{END}"
+
+
+class FakeHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: clients hold a pool of connections, as with the real API
+    server: FakeServer
+
+    def log_message(self, *args) -> None:  # quiet: thousands of requests
+        pass
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        try:
+            self.send_response(status)
+            for k, v in {"content-type": "application/json", **(headers or {})}.items():
+                self.send_header(k, v)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (its timeout): nothing to answer
+
+    def _error(self, status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> None:
+        body = {"type": "error", "error": {"type": kind, "message": message}}
+        self._send(status, json.dumps(body).encode(), headers)
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") == "/_stats":
+            self._send(200, json.dumps(self.server.stats_snapshot()).encode())
+        else:
+            self._error(404, "not_found_error", self.path)
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+        srv, s = self.server, self.server.settings
+        if s.api_key is not None and s.api_key not in (self.headers.get("x-api-key"),
+                                                       (self.headers.get("authorization") or "")[7:]):
+            srv.count("401")
+            return self._error(401, "authentication_error", "invalid x-api-key")
+        try:
+            req = json.loads(raw)
+            user = req["messages"][-1]["content"]
+            user = user if isinstance(user, str) else "".join(b.get("text", "") for b in user)
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            srv.count("400")
+            return self._error(400, "invalid_request_error", "messages[-1].content is required")
+        time.sleep(s.latency_s)
+        fault = srv.draw_fault()
+        if fault is not None:
+            return self._fault(fault)
+        text = fake_completion(user, s)
+        srv.count("ok", key=hashlib.sha256(user.encode()).hexdigest()[:16])
+        usage = {"input_tokens": len(raw) // 4, "output_tokens": len(text) // 4}
+        if self.path.rstrip("/").endswith("/chat/completions"):
+            body = {"id": "chatcmpl-fake", "object": "chat.completion", "model": req.get("model"),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": text}}],
+                    "usage": {"prompt_tokens": usage["input_tokens"],
+                              "completion_tokens": usage["output_tokens"]}}
+        else:
+            body = {"id": "msg_fake", "type": "message", "role": "assistant", "model": req.get("model"),
+                    "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+                    "stop_sequence": None, "usage": usage}
+        self._send(200, json.dumps(body).encode())
+
+    def _fault(self, fault: str) -> None:
+        self.server.count(fault)
+        if fault == "429":
+            self._error(429, "rate_limit_error", "slow down",
+                        {"retry-after": f"{self.server.settings.retry_after_s:g}"})
+        elif fault == "500":
+            self._error(500, "api_error", "internal error")
+        elif fault == "529":
+            self._error(529, "overloaded_error", "overloaded")
+        elif fault == "timeout":
+            time.sleep(self.server.settings.timeout_sleep_s)
+            self._error(504, "timeout_error", "too late")
+        else:
+            self._send(200, b'{"id": "msg_fake", "type": "message", "content": [{"type": "te')
+
+
+class FakeServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+
+    def __init__(self, settings: FakeSettings, port: int = 0):
+        super().__init__(("127.0.0.1", port), FakeHandler)
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._rng = random.Random(settings.seed)
+        self.counts: dict[str, int] = {}
+        self.ok_by_key: dict[str, int] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def draw_fault(self) -> str | None:
+        with self._lock:
+            if self._rng.random() >= self.settings.fault_rate:
+                return None
+            return self._rng.choice(TRANSPORT_FAULTS)
+
+    def count(self, outcome: str, key: str | None = None) -> None:
+        with self._lock:
+            self.counts[outcome] = self.counts.get(outcome, 0) + 1
+            if key is not None:
+                self.ok_by_key[key] = self.ok_by_key.get(key, 0) + 1
+
+    def stats_snapshot(self) -> dict:
+        with self._lock:
+            return {"counts": dict(self.counts), "ok_by_key": dict(self.ok_by_key)}
+
+    def start(self) -> FakeServer:
+        """Serves from a daemon thread; returns self, so `with FakeServer(...).start() as srv:` works."""
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+        super().__exit__(*exc)
+
+
+def load_answers(path: str) -> dict[str, str]:
+    """problem text -> final answer, from a GSM8K-shape jsonl ({"question", "answer": "... #### N"})."""
+    from spot.rectify.problems import final_answer, iter_rows
+
+    return {row["question"]: final_answer(where, row["answer"], "answer") for where, row in iter_rows(path)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument("--latency", type=float, default=0.0, help="seconds added to every response")
+    ap.add_argument("--fault-rate", type=float, default=0.0)
+    ap.add_argument("--content-fault-rate", type=float, default=0.0)
+    ap.add_argument("--timeout-sleep", type=float, default=3.0)
+    ap.add_argument("--retry-after", type=float, default=0.2)
+    ap.add_argument("--require-key-env", default=None,
+                    help="name of an environment variable holding the key the server demands")
+    ap.add_argument("--answers", default=None,
+                    help="GSM8K-shape jsonl: lets the fake solve without a reference")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    import os
+
+    settings = FakeSettings(a.latency, a.fault_rate, a.content_fault_rate, a.timeout_sleep, a.retry_after,
+                            os.environ[a.require_key_env] if a.require_key_env else None,
+                            load_answers(a.answers) if a.answers else {}, a.seed)
+    with FakeServer(settings, a.port) as srv:
+        print(f"fake Anthropic API listening on {srv.url}", flush=True)
+        srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

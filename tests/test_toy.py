@@ -1,0 +1,103 @@
+"""The toy world: problems round-trip through text, the Oracle's edit is surgical, the tokenizer reloads."""
+
+import asyncio
+import random
+
+import pytest
+
+from spot.toy.oracle import ToyOracle, surgical_edit
+from spot.toy.tasks import (
+    IN_DOMAIN,
+    OOD,
+    Problem,
+    extract_answer,
+    make_prior,
+    make_problem,
+    parse_problem,
+    split_rng,
+)
+
+P = Problem(12, (("+", 5), ("-", 3), ("+", 20)), "Ann", "pens", ("buys", "loses", "finds"))
+
+
+def test_problem_text_solution_and_parse_round_trip():
+    assert P.text == "Ann has 12 pens. Ann buys 5. Ann loses 3. Ann finds 20. How many pens?"
+    assert P.solution() == "12+5=17\n17-3=14\n14+20=34\n#### 34"
+    rng = random.Random(3)
+    for level in (IN_DOMAIN, OOD):
+        for _ in range(50):
+            p = make_problem(rng, level)
+            assert parse_problem(p.text) == p
+            assert all(0 <= v <= level.max_value for v in p.values())
+            assert level.min_steps <= len(p.ops) <= level.max_steps
+
+
+def test_surgical_edit_fixes_first_wrong_step_and_recomputes_the_rest():
+    wrong = "12+5=17\n17-3=15\n15+20=35\n#### 35"  # step 2's result is wrong, and it propagates
+    fixed = surgical_edit(P, wrong)
+    assert fixed == P.solution()
+    assert fixed.split("\n")[0] == wrong.split("\n")[0]  # the correct prefix is kept verbatim
+
+
+def test_surgical_edit_keeps_the_policys_spacing_and_wording():
+    wrong = "12 + 5 = 17\nso 17 - 4 = 13 ok\n13 + 20 = 33\n#### 33"
+    assert surgical_edit(P, wrong) == "12 + 5 = 17\nso 17 - 3 = 14 ok\n14 + 20 = 34\n#### 34"
+
+
+def test_surgical_edit_adds_skipped_steps_and_drops_extra_ones():
+    assert surgical_edit(P, "12+5=17\n#### 17") == P.solution()
+    assert surgical_edit(P, P.solution().replace("#### 34", "34+1=35\n#### 35")) == P.solution()
+
+
+def test_oracle_interface_rectify_solve_and_unreadable_problem():
+    oracle = ToyOracle()
+    reply = asyncio.run(oracle.rectify(P.text, "12+5=18\n18-3=15\n15+20=35\n#### 35"))
+    assert reply.text == P.solution() and reply.error is None
+    direct = asyncio.run(oracle.solve(P.text)).text
+    assert extract_answer(direct) == "34" and "=" not in direct.split("\n")[0]  # another house style
+    bad = asyncio.run(oracle.rectify("What is the capital of France?", "Paris"))
+    assert bad.text is None and "cannot read" in bad.error
+
+
+def test_prior_tasks_and_answer_extraction():
+    rng = random.Random(0)
+    q, c = make_prior(rng, "reverse")
+    word = q.removeprefix("Reverse the word ").rstrip(".")
+    assert extract_answer(c) == word[::-1]
+    q, c = make_prior(rng, "sort")
+    assert extract_answer(c) == "".join(sorted(q.removeprefix("Sort the letters of ").rstrip(".")))
+    assert extract_answer("no marker here") is None
+    with pytest.raises(ValueError, match="unknown prior task"):
+        make_prior(rng, "translate")
+
+
+def test_splits_are_disjoint_streams():
+    a = [make_problem(split_rng(0, "train"), IN_DOMAIN).text for _ in range(1)]
+    b = [make_problem(split_rng(0, "test"), IN_DOMAIN).text for _ in range(1)]
+    assert a != b
+
+
+def test_tokenizer_and_model_reload_through_auto_classes(micro_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from spot.chat import prompt_text
+
+    tok = AutoTokenizer.from_pretrained(micro_model_dir)
+    text = "12+5=17\n#### 17"
+    assert tok.decode(tok(text, add_special_tokens=False).input_ids) == text
+    assert prompt_text(tok, "Sort the letters of cab.") == "Q: Sort the letters of cab.\nA: "
+    model = AutoModelForCausalLM.from_pretrained(micro_model_dir)
+    assert model.config.model_type == "qwen3"
+
+
+def test_batched_generation_equals_one_at_a_time(micro_model_dir):
+    """Left padding must not change greedy outputs."""
+    from spot.generation import Sampling, generate
+    from spot.models import load_model, load_tokenizer
+
+    tok, model = load_tokenizer(micro_model_dir), load_model(micro_model_dir)
+    prompts = ["Ann has 1 pens. How many pens?", "Sort the letters of zyx.", "Count the letter a in aaab."]
+    s = Sampling(max_new_tokens=12, batch_size=8)
+    together = generate(model, tok, prompts, s, progress=False)
+    alone = [generate(model, tok, [p], s, progress=False)[0] for p in prompts]
+    assert together == alone
