@@ -34,7 +34,7 @@ from spot.rectify.prompts import END, START
 
 TRANSPORT_FAULTS = ("429", "500", "529", "timeout", "malformed")
 CONTENT_FAULTS = ("no_markers", "empty", "wrong_answer")
-_SECTION = re.compile(r"^## (.+)\n(.*?)(?=\n## |\Z)", re.S | re.M)
+_SECTION = re.compile(r"^## ([^\n]+)\n(.*?)(?=\n## |\Z)", re.S | re.M)
 _FINAL_LINE = re.compile(r"^\s*(A:|####|Therefore, the final answer)|\\boxed\{")
 
 

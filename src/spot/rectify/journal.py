@@ -1,16 +1,22 @@
 """Crash-safe files: append-only journals for work done, atomic replacement for final outputs.
 
-A journal is jsonl, one record a line, flushed and fsync'd before `append` returns: a record that a rerun
-sees is a record whose work never has to be done (or paid for) again. A kill -9 can leave at most the last
-line torn; opening the journal cuts it off, so the next append starts on a clean line. Final files are
-written to a temporary file in the same directory, fsync'd, then renamed over the target: a reader sees the
-old file or the new one, never half of one.
+A journal is jsonl, one record a line. `append` hands the line to the kernel before it returns, so a record
+survives kill -9 of this process the moment the call returns: a record that a rerun sees is work never done
+(or paid for) again. Surviving a power cut needs fsync as well. With `group_commit=False` every append
+fsyncs before it returns; with `group_commit=True` a background thread fsyncs whatever was appended since
+its last fsync, back to back, so on a disk whose fsync takes ~5 ms (this one) the event loop of the Oracle
+stage is never blocked and hundreds of records a second still reach the disk within one fsync's time.
+
+A crash can leave at most the last line torn; opening the journal cuts it off, so the next append starts on
+a clean line. Final files are written to a temporary file in the same directory, fsync'd, then renamed over
+the target: a reader sees the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,11 +28,22 @@ class JournalError(ValueError):
 class Journal:
     """Append-only jsonl whose records survive kill -9 once `append` has returned."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, group_commit: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.records = self._recover()
         self._file = self.path.open("a", encoding="utf-8")
+        self._dirty, self._closing = threading.Event(), False
+        self._syncer = None
+        if group_commit:
+            self._syncer = threading.Thread(target=self._sync_loop, daemon=True)
+            self._syncer.start()
+
+    def _sync_loop(self) -> None:
+        while not self._closing:
+            self._dirty.wait()
+            self._dirty.clear()
+            os.fsync(self._file.fileno())
 
     def _recover(self) -> list[dict]:
         """Reads every complete record and truncates a torn tail (a last line cut short by a crash)."""
@@ -56,11 +73,20 @@ class Journal:
 
     def append(self, record: dict) -> None:
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        self._file.flush()  # in the kernel now: safe from kill -9
+        if self._syncer is None:
+            os.fsync(self._file.fileno())
+        else:
+            self._dirty.set()
         self.records.append(record)
 
     def close(self) -> None:
+        if self._syncer is not None:
+            self._closing = True
+            self._dirty.set()
+            self._syncer.join()
+        self._file.flush()
+        os.fsync(self._file.fileno())
         self._file.close()
 
 

@@ -28,6 +28,7 @@ from spot.rectify.journal import Journal, JournalError, write_atomic, write_json
 from spot.rectify.oracle import Oracle
 from spot.rectify.problems import Item, ProblemError
 from spot.rectify.report import make_report
+from spot.rectify.retry import OracleFatal
 from spot.rectify.sampling import Sampler, sample_stage
 
 
@@ -36,7 +37,7 @@ class RectifyError(ValueError):
 
 
 # what the entry point prints as one line instead of a traceback
-USER_ERRORS = (ProblemError, JournalError, RectifyError, FileNotFoundError)
+USER_ERRORS = (ProblemError, JournalError, RectifyError, OracleFatal, FileNotFoundError)
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ def run(items: list[Item], sampler: Sampler, tokenize: Tokenize, verifier: Verif
     seconds["verify"] = time.time() - t
 
     t = time.time()
-    journal = Journal(jdir / "oracle.jsonl")
+    journal = Journal(jdir / "oracle.jsonl", group_commit=True)
     requests = make_requests(items, wrong, completions, cfg)
     counts = asyncio.run(oracle_stage(requests, oracle, journal, cfg.max_in_flight, cfg.progress))
     journal.close()
@@ -157,5 +158,6 @@ def run(items: list[Item], sampler: Sampler, tokenize: Tokenize, verifier: Verif
     seconds["total"] = time.time() - t_start
     report = make_report(items, verdicts, n_sampled, requests, counts, journal.records, pairs, direct, rft,
                          cfg, oracle.name, seconds)
+    report["oracle_attempts_this_run"] = dict(getattr(oracle, "stats", {}))  # retries by kind, given up
     write_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
     return report

@@ -54,7 +54,7 @@ _GSM8K_FINAL = re.compile(r"####\s*([^\n]+?)\s*$")
 _A_LINE = re.compile(r"(?:^|\n)A:\s*([^\n]+?)\s*$")
 
 
-def iter_rows(path: str) -> Iterator[tuple[str, dict]]:
+def iter_rows(path: str, subset: str | None = None) -> Iterator[tuple[str, dict]]:
     """(where, row) for a jsonl or parquet file, a saved `datasets` directory, or a hub dataset id.
 
     `where` is "file:line" for jsonl and "file:row N" otherwise, so errors point at the row to fix.
@@ -84,7 +84,7 @@ def iter_rows(path: str) -> Iterator[tuple[str, dict]]:
     elif p.exists():
         ds = datasets.load_from_disk(str(p))
     else:
-        ds = datasets.load_dataset(path, split="train")
+        ds = datasets.load_dataset(path, subset, split="train")
     for i, row in enumerate(ds):
         yield f"{path}:row {i + 1}", row
 
@@ -120,13 +120,13 @@ def final_answer(where: str, text: str, key: str) -> str:
 
 
 def file_items(path: str, prompt_key: str = "question", answer_key: str = "answer", limit: int | None = None,
-               completion_keys: list[str] | None = None, id_prefix: str | None = None) -> list[Item]:
+               completion_keys: list[str] | None = None, subset: str | None = None) -> list[Item]:
     """Items from a problem file. GSM8K: prompt_key=question, answer_key=answer (`#### N`); DAPO: prompt,
     solution. With `completion_keys` every row yields one item per key holding `{"solution": ...}` or a
     string: completions sampled elsewhere (GSM8K's example_model_solutions.jsonl)."""
-    prefix = id_prefix or Path(path).stem
+    prefix = Path(path).stem
     items: list[Item] = []
-    for n, (where, row) in enumerate(iter_rows(path)):
+    for n, (where, row) in enumerate(iter_rows(path, subset)):
         if limit is not None and n >= limit:
             break
         prompt = field(where, row, prompt_key)

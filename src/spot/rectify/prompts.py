@@ -48,7 +48,8 @@ class Prompts:
         """Changes when any template does: journaled replies to another prompt are not this run's."""
         return hashlib.sha256("\0".join(self.text[n] for n in FILES).encode()).hexdigest()[:16]
 
-    def build(self, kind: str, problem: str, answer: str | None = None, reference: str | None = None) -> Prompt:
+    def build(self, kind: str, problem: str, answer: str | None = None,
+              reference: str | None = None) -> Prompt:
         """kind "rectify" or "direct"; the reference variant is used when a reference is given."""
         user = f"{kind}_user_with_reference" if reference is not None else f"{kind}_user"
         values = {"problem": problem, "answer": answer or "", "reference": reference or ""}

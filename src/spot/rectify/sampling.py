@@ -12,7 +12,7 @@ from collections.abc import Callable
 from tqdm.auto import tqdm
 
 from spot.generation import Sampling, generate
-from spot.rectify.journal import Journal
+from spot.rectify.journal import Journal, JournalError
 from spot.rectify.problems import Item
 
 Sampler = Callable[[list[str], int], list[str]]  # (prompts, seed) -> one completion per prompt
@@ -57,7 +57,7 @@ def sample_stage(items: list[Item], sampler: Sampler, journal: Journal, chunk_si
         ids = [it.id for it in chunk]
         rec = done.get(k)
         if rec is not None and rec["ids"] != ids:
-            raise ValueError(f"{journal.path}: chunk {k} holds other problems than this run's; the "
+            raise JournalError(f"{journal.path}: chunk {k} holds other problems than this run's; the "
                              "problem set changed, so use a new out_dir")
         if rec is None:
             texts = sampler([it.prompt for it in chunk], chunk_seed(seed, k))

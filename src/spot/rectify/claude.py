@@ -1,0 +1,82 @@
+"""The Anthropic Oracle: Claude through the official SDK's AsyncAnthropic client.
+
+The key is read from the environment variable named by `api_key_env` (ANTHROPIC_API_KEY) when the client is
+made; it is never a config value, so Hydra's config dump, the journals and the report cannot contain it.
+The SPoT instructions go in the system prompt marked with cache_control, so with prompt caching on, calls
+after the first read them from the cache (Anthropic caches prefixes above a model-dependent minimum length,
+1024 tokens for Sonnet; a shorter prompt is simply not cached, at no cost).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import anthropic
+
+from spot.rectify.prompts import Prompt
+from spot.rectify.remote import Completion, RemoteOracle
+from spot.rectify.retry import OracleFatal, Transient, parse_retry_after
+
+_FATAL = {401: "the API key was refused", 402: "billing", 403: "permission denied",
+          404: "unknown model or URL"}
+_STOPS = {"end_turn": "end", "stop_sequence": "end", "max_tokens": "max_tokens", "refusal": "refusal"}
+
+
+class AnthropicOracle(RemoteOracle):
+    name = "anthropic"
+
+    def __init__(self, model: str, max_tokens: int = 4096, base_url: str | None = None,
+                 api_key_env: str = "ANTHROPIC_API_KEY", timeout_s: float = 600.0, cache_prompt: bool = True,
+                 **common):
+        super().__init__(**common)
+        if not os.environ.get(api_key_env):
+            raise OracleFatal(f"oracle=anthropic needs an API key in the environment variable {api_key_env}")
+        self.model, self.max_tokens = model, max_tokens
+        self.base_url, self.api_key_env, self.timeout_s = base_url, api_key_env, timeout_s
+        self.cache_prompt = cache_prompt
+        self._client: anthropic.AsyncAnthropic | None = None
+
+    def _new_client(self) -> None:
+        self._client = anthropic.AsyncAnthropic(api_key=os.environ[self.api_key_env], base_url=self.base_url,
+                                                timeout=self.timeout_s, max_retries=0)
+
+    def _request(self, prompt: Prompt) -> dict:
+        system = {"type": "text", "text": prompt.system}
+        if self.cache_prompt:
+            system["cache_control"] = {"type": "ephemeral"}
+        # no sampling parameters: recent Claude models reject them, and SDK 2.x no longer takes them
+        return {"model": self.model, "max_tokens": self.max_tokens, "system": [system],
+                "messages": [{"role": "user", "content": prompt.user}]}
+
+    async def _send(self, prompt: Prompt) -> Completion:
+        try:
+            msg = await self._client.messages.create(**self._request(prompt))
+        except anthropic.APIStatusError as e:
+            return _status_error(e)
+        except anthropic.APITimeoutError:
+            raise Transient("timeout") from None
+        except anthropic.APIConnectionError:
+            raise Transient("connection") from None
+        except (anthropic.APIResponseValidationError, json.JSONDecodeError, ValueError):
+            raise Transient("malformed") from None
+        u = msg.usage
+        if u is None or not isinstance(msg.content, list):
+            raise Transient("malformed")
+        text = "".join(b.text for b in msg.content if getattr(b, "type", "") == "text")
+        return Completion(text=text, input_tokens=u.input_tokens or 0, output_tokens=u.output_tokens or 0,
+                          cache_read_tokens=getattr(u, "cache_read_input_tokens", 0) or 0,
+                          cache_write_tokens=getattr(u, "cache_creation_input_tokens", 0) or 0,
+                          stop=_STOPS.get(msg.stop_reason or "", msg.stop_reason or ""))
+
+
+def _status_error(e: anthropic.APIStatusError) -> Completion:
+    """429 and 5xx are retried; 401/403/404 stop the run; other 4xx are this request's fault, not retried."""
+    status = e.status_code
+    if status == 429:
+        raise Transient("429", parse_retry_after(e.response.headers)) from None
+    if status in (408, 409) or status >= 500:
+        raise Transient(str(status), parse_retry_after(e.response.headers)) from None
+    if status in _FATAL:
+        raise OracleFatal(f"Anthropic API answered {status} ({_FATAL[status]}): {e.message}") from None
+    return Completion(text="", error=f"http_{status}")

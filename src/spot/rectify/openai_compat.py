@@ -1,0 +1,68 @@
+"""An Oracle behind any OpenAI-compatible chat endpoint (vLLM, SGLang, llama.cpp, OpenRouter, OpenAI),
+over plain httpx: POST {base_url}/chat/completions.
+
+The key, when the endpoint needs one, is read from the environment variable named by `api_key_env` and
+sent as `Authorization: Bearer`; a local server without auth needs none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import httpx
+
+from spot.rectify.prompts import Prompt
+from spot.rectify.remote import Completion, RemoteOracle
+from spot.rectify.retry import OracleFatal, Transient, parse_retry_after
+
+_STOPS = {"stop": "end", "length": "max_tokens", "content_filter": "refusal"}
+
+
+class OpenAICompatOracle(RemoteOracle):
+    name = "openai"
+
+    def __init__(self, model: str, base_url: str = "http://127.0.0.1:8000/v1", max_tokens: int = 4096,
+                 temperature: float | None = 0.0, api_key_env: str | None = "OPENAI_API_KEY",
+                 timeout_s: float = 600.0, **common):
+        super().__init__(**common)
+        self.model, self.base_url = model, base_url.rstrip("/")
+        self.max_tokens, self.temperature = max_tokens, temperature
+        self.api_key_env, self.timeout_s = api_key_env, timeout_s
+        self._client: httpx.AsyncClient | None = None
+
+    def _new_client(self) -> None:
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        n = self.max_in_flight
+        limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+        self._client = httpx.AsyncClient(headers=headers, timeout=self.timeout_s, limits=limits)
+
+    async def _send(self, prompt: Prompt) -> Completion:
+        body = {"model": self.model, "max_tokens": self.max_tokens,
+                "messages": [{"role": "system", "content": prompt.system},
+                             {"role": "user", "content": prompt.user}]}
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        try:
+            r = await self._client.post(f"{self.base_url}/chat/completions", json=body)
+        except httpx.TimeoutException:
+            raise Transient("timeout") from None
+        except httpx.TransportError:
+            raise Transient("connection") from None
+        if r.status_code == 429 or r.status_code in (408, 409) or r.status_code >= 500:
+            raise Transient(str(r.status_code), parse_retry_after(r.headers))
+        if r.status_code in (401, 403, 404):
+            raise OracleFatal(f"{self.base_url}/chat/completions answered {r.status_code}: {r.text[:200]}")
+        if r.status_code != 200:
+            return Completion(text="", error=f"http_{r.status_code}")
+        try:
+            data = r.json()
+            choice = data["choices"][0]
+            text = choice["message"]["content"] or ""
+            usage = data.get("usage") or {}
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError):
+            raise Transient("malformed") from None
+        return Completion(text=text, input_tokens=usage.get("prompt_tokens", 0) or 0,
+                          output_tokens=usage.get("completion_tokens", 0) or 0,
+                          stop=_STOPS.get(choice.get("finish_reason"), choice.get("finish_reason") or ""))

@@ -1,0 +1,84 @@
+"""What the API-backed Oracles share: the SPoT prompt, bounded concurrency, retries, reply parsing.
+
+A backend implements `_send(prompt) -> Completion`, raising `Transient` for what is worth retrying and
+`OracleFatal` for what is not. A reply that arrived is returned as an `OracleReply` even when it is useless
+(no markers, cut short): it was paid for, so the pipeline journals it and the filter records why it dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from spot.rectify.oracle import OracleReply
+from spot.rectify.prompts import Prompt, Prompts, strip_markers
+from spot.rectify.retry import RetryPolicy
+
+# the HTTP clients log every request at INFO: thousands of lines that bury the progress bar and the report
+for _name in ("httpx", "httpx2", "httpcore", "httpcore2"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+@dataclass
+class Completion:
+    """One API response, backend-neutral."""
+
+    text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    stop: str = ""  # "end", "max_tokens", "refusal", ...
+    error: str | None = None  # set when the API answered but not with a completion (e.g. bad request)
+
+
+class RemoteOracle:
+    name = "remote"
+
+    def __init__(self, max_in_flight: int = 64, prompts_dir: str | None = None, max_attempts: int = 8,
+                 backoff_s: float = 1.0, max_backoff_s: float = 60.0):
+        self.max_in_flight = max_in_flight
+        self.prompts = Prompts(prompts_dir)
+        self.policy = RetryPolicy(max_attempts=max_attempts, backoff_s=backoff_s, max_backoff_s=max_backoff_s)
+        self._slots: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def prompt_digest(self) -> str:
+        return self.prompts.digest
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return dict(self.policy.stats)
+
+    def _bind_loop(self) -> None:
+        """Semaphore and HTTP client belong to one event loop; a new `asyncio.run` gets fresh ones."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._slots = loop, asyncio.Semaphore(self.max_in_flight)
+            self._new_client()
+
+    def _new_client(self) -> None:
+        raise NotImplementedError
+
+    async def _send(self, prompt: Prompt) -> Completion:
+        raise NotImplementedError
+
+    async def _ask(self, prompt: Prompt) -> OracleReply:
+        self._bind_loop()
+        c = await self.policy.run(lambda: self._send(prompt), self._slots)
+        usage = dict(input_tokens=c.input_tokens, output_tokens=c.output_tokens,
+                     cache_read_tokens=c.cache_read_tokens, cache_write_tokens=c.cache_write_tokens)
+        if c.error is not None:
+            return OracleReply(text=None, raw=c.text, error=c.error, **usage)
+        if c.stop in ("max_tokens", "refusal"):
+            return OracleReply(text=None, raw=c.text, error=c.stop, **usage)
+        text, error = strip_markers(c.text)
+        return OracleReply(text=text, raw=c.text, error=error, **usage)
+
+    async def rectify(self, problem: str, answer: str, reference: str | None = None) -> OracleReply:
+        return await self._ask(self.prompts.build("rectify", problem, answer, reference))
+
+    async def solve(self, problem: str, reference: str | None = None) -> OracleReply:
+        return await self._ask(self.prompts.build("direct", problem, None, reference))
