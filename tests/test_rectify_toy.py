@@ -64,19 +64,6 @@ def test_journal_refuses_damage_before_the_tail(tmp_path):
         Journal(path)
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    """An untrained one-layer toy model: its samples are all wrong, so every stage has work."""
-    from spot.toy.model import build_model, build_tokenizer
-
-    out = tmp_path_factory.mktemp("tiny-model")
-    tok = build_tokenizer()
-    build_model(tok, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64,
-                max_positions=160).save_pretrained(out)
-    tok.save_pretrained(out)
-    return str(out)
-
-
 def run_rectify(*overrides: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "rectify.py", "progress=false", "hydra.run.dir=${out_dir}/hydra", *overrides]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -87,12 +74,12 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_toy_end_to_end_and_rerun(tiny_model, tmp_path):
+def test_toy_end_to_end_and_rerun(micro_model_dir, tmp_path):
     from spot.data import read_examples
     from spot.evaluate.suites import toy_test_problems
 
     out = tmp_path / "toy"
-    args = (f"model.path={tiny_model}", f"out_dir={out}", "problems.source.n=48", "chunk_size=16",
+    args = (f"model.path={micro_model_dir}", f"out_dir={out}", "problems.source.n=48", "chunk_size=16",
             "sampling.max_new_tokens=40")
     done = run_rectify(*args)
     assert done.returncode == 0, done.stderr[-3000:]

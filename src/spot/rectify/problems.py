@@ -75,13 +75,17 @@ def iter_rows(path: str, subset: str | None = None) -> Iterator[tuple[str, dict]
                     raise ProblemError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
                 yield f"{path}:{lineno}", row
         return
-    import datasets
-
     if p.suffix == ".parquet":
         if not p.exists():
             raise ProblemError(f"problems.path={path} does not exist")
-        ds = datasets.load_dataset("parquet", data_files=str(p), split="train")
-    elif p.exists():
+        import pyarrow.parquet as pq
+
+        for i, row in enumerate(pq.read_table(p).to_pylist()):
+            yield f"{path}:row {i + 1}", row
+        return
+    import datasets
+
+    if p.exists():
         ds = datasets.load_from_disk(str(p))
     else:
         ds = datasets.load_dataset(path, subset, split="train")

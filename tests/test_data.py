@@ -1,0 +1,84 @@
+"""Pair files -> batches: validation errors name file:line:field; prompts are masked; truncation is sane."""
+
+import json
+
+import pytest
+
+from spot.data import DataError, PairDataModule, encode, read_examples
+
+
+def write(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return str(path)
+
+
+GOOD = {"prompt": "Ann has 1 pens. How many pens?", "chosen": "#### 1", "rejected": "#### 2"}
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"prompt": "p", "chosen": "c"}, "missing field 'rejected'"),
+    ({"prompt": "p", "chosen": "", "rejected": "r"}, "field 'chosen' is empty"),
+    ({"prompt": "p", "chosen": 3, "rejected": "r"}, "field 'chosen' must be a string, got int"),
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "expected a JSON object"),
+])
+def test_malformed_row_names_file_line_and_field(tmp_path, bad, message):
+    path = write(tmp_path / "pairs.jsonl", [GOOD, GOOD, bad])
+    with pytest.raises(DataError) as e:
+        read_examples(path, pairs=True)
+    assert str(e.value).startswith(f"{path}:3: ") and message in str(e.value)
+
+
+def test_single_completion_rows_accept_completion_or_chosen(tmp_path):
+    path = write(tmp_path / "sft.jsonl", [{"prompt": "p", "completion": "a"}, {"prompt": "q", "chosen": "b"}])
+    assert [r["chosen"] for r in read_examples(path, pairs=False)] == ["a", "b"]
+
+
+def test_missing_file_names_the_config_key_and_the_command(tmp_path, micro_model_dir):
+    from spot.models import load_tokenizer
+
+    dm = PairDataModule(str(tmp_path / "nope.jsonl"), load_tokenizer(micro_model_dir), pairs=True,
+                        make_command="python rectify.py")
+    with pytest.raises(DataError, match=r"data.path=.*nope.jsonl does not exist; create it with: python rectify.py"):
+        dm.setup()
+
+
+def test_batches_put_chosen_then_rejected_and_mask_the_prompt(toy_files, micro_model_dir):
+    from spot.models import load_tokenizer
+
+    tok = load_tokenizer(micro_model_dir)
+    dm = PairDataModule(str(toy_files["pairs"]), tok, pairs=True, batch_size=4)
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["input_ids"].shape[0] == 8
+    for row in range(8):
+        ids, mask = batch["input_ids"][row], batch["loss_mask"][row]
+        scored = tok.decode(ids[mask])
+        assert scored.endswith("<eos>") and "####" in scored and "Q:" not in scored
+        assert tok.decode(ids[: int(mask.nonzero()[0])]).startswith("Q: ")
+    first = [tok.decode(r[m]) for r, m in zip(batch["input_ids"][:4], batch["loss_mask"][:4])]
+    second = [tok.decode(r[m]) for r, m in zip(batch["input_ids"][4:], batch["loss_mask"][4:])]
+    assert first != second  # rejected answers differ from chosen ones
+
+
+def test_truncation_keeps_prompt_end_and_completion_start(micro_model_dir):
+    from spot.models import load_tokenizer
+
+    tok = load_tokenizer(micro_model_dir)
+    ids, n_prompt = encode(tok, "x" * 50, "abcdef", max_length=20, max_prompt_length=16)
+    assert n_prompt == 16 and len(ids) == 20
+    assert tok.decode(ids[:n_prompt]).endswith("\nA: ")
+    assert tok.decode(ids[n_prompt:]) == "abcd"
+
+
+def test_epoch_order_depends_on_seed_and_epoch_only(toy_files, micro_model_dir):
+    from spot.models import load_tokenizer
+
+    dm = PairDataModule(str(toy_files["pairs"]), load_tokenizer(micro_model_dir), pairs=True, batch_size=4)
+    dm.setup()
+    a, b = dm.train_dataloader().sampler, dm.train_dataloader().sampler
+    a.set_epoch(1)
+    b.set_epoch(1)
+    assert list(a) == list(b)
+    b.set_epoch(0)
+    assert list(a) != list(b)

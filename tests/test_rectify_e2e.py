@@ -1,0 +1,129 @@
+"""The real entry point against the fake Claude: GSM8K model solutions end to end, and a run with 20% faults
+killed with SIGKILL in the middle of the Oracle stage, then rerun: nothing lost, duplicated or paid twice, and
+the same files as an uninterrupted run. The API key must appear in no file and no log."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from spot.rectify.fake_server import FakeServer, FakeSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = ROOT.parent / "shared" / "data" / "gsm8k" / "example_model_solutions.jsonl"
+KEY = "sk-ant-api03-TEST-SECRET-do-not-leak-7f3a9c"
+OUTPUTS = ("pairs.jsonl", "rft.jsonl", "direct.jsonl", "drops.jsonl")
+
+pytestmark = pytest.mark.slow
+
+
+def command(out: Path, url: str, model: str, *overrides: str) -> list[str]:
+    return [sys.executable, "rectify.py", "progress=false", f"out_dir={out}", "hydra.run.dir=${out_dir}/hydra",
+            f"model.path={model}", "oracle=fake", f"oracle.backend.base_url={url}", *overrides]
+
+
+def run(cmd: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ANTHROPIC_API_KEY": KEY}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert KEY not in done.stdout + done.stderr
+    return done
+
+
+def assert_key_nowhere(root: Path) -> None:
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert any(p.name == "config.yaml" for p in files)  # Hydra's config dump is among what was searched
+    for p in files:
+        assert KEY.encode() not in p.read_bytes(), f"API key written to {p}"
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.skipif(not SOLUTIONS.exists(), reason=f"{SOLUTIONS} absent (shared data not mounted)")
+def test_gsm8k_solutions_through_fake_claude(micro_model_dir, tmp_path):
+    from spot.data import read_examples
+
+    out = tmp_path / "gsm8k"
+    with FakeServer(FakeSettings(api_key=KEY)).start() as srv:
+        run(command(out, srv.url, micro_model_dir, "problems=gsm8k_solutions", "problems.source.limit=150",
+                    "with_reference=true"))
+    report = json.loads((out / "report.json").read_text())
+    c = report["counts"]
+    assert c["samples"] == 600 and c["sampled_this_run"] == 0  # completions came with the problems
+    assert c["wrong"] > 300 and c["pairs"] > 0.9 * c["wrong"] and c["direct"] == 150
+    for row in read(out / "pairs.jsonl"):
+        assert row["chosen"].endswith(f"$\\boxed{{{row['answer']}}}$.") and row["r_lcs"] <= 0.6
+        assert row["rejected"].split("\n")[0] == row["chosen"].split("\n")[0]  # a surgical edit
+    assert report["oracle_usage"]["input_tokens"] > 0 and report["oracle_usage"]["cost_usd"] > 0
+    assert len(read_examples(str(out / "pairs.jsonl"), pairs=True)) == c["pairs"]
+    assert_key_nowhere(out)
+
+
+def synthetic_problems(path: Path, n: int) -> Path:
+    """GSM8K-shaped problems with a student's answer; three in four wrong by one in the last step."""
+    rows = []
+    for i in range(n):
+        a, b = 10 + i, 3 + i % 17
+        got = a + b + (0 if i % 4 == 0 else 1)
+        rows.append({"question": f"Sam has {a} marbles and finds {b} more. How many now? (case {i})",
+                     "answer": f"{a} + {b} = <<{a}+{b}={a + b}>>{a + b}\n#### {a + b}",
+                     "student": f"Sam starts with {a} marbles.\nHe finds {b}, so {a} + {b} = {got}.\nA: {got}"})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def faulty() -> FakeSettings:
+    return FakeSettings(api_key=KEY, latency_s=0.05, fault_rate=0.2, content_fault_rate=0.1, timeout_sleep_s=1.0,
+                        retry_after_s=0.05)
+
+
+def test_faults_and_kill9_then_rerun_equals_uninterrupted(micro_model_dir, tmp_path):
+    problems = synthetic_problems(tmp_path / "problems.jsonl", 400)
+    args = ("problems=jsonl", f"problems.source.path={problems}", "problems.source.completion_keys=[student]",
+            "with_reference=true", "oracle.max_in_flight=16", "oracle.backend.timeout_s=0.5",
+            "oracle.backend.max_attempts=20")
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    with FakeServer(faulty()).start() as srv:
+        env = {**os.environ, "ANTHROPIC_API_KEY": KEY}
+        proc = subprocess.Popen(command(killed, srv.url, micro_model_dir, *args), cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        journal, deadline = killed / "journal" / "oracle.jsonl", time.time() + 120
+        while time.time() < deadline and (not journal.exists() or journal.read_bytes().count(b"\n") < 200):
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        time.sleep(1.2)  # let the server finish the calls that were in flight: those were paid
+        at_kill = journal.read_bytes().count(b"\n")
+        ok_before = srv.stats_snapshot()["counts"].get("ok", 0)
+        run(command(killed, srv.url, micro_model_dir, *args))
+        ok_rerun = srv.stats_snapshot()["counts"]["ok"] - ok_before
+        unique_paid = len(srv.stats_snapshot()["ok_by_key"])
+    with FakeServer(faulty()).start() as srv:
+        run(command(clean, srv.url, micro_model_dir, *args))
+
+    report = json.loads((killed / "report.json").read_text())
+    c = report["counts"]
+    assert 200 <= at_kill < c["oracle_requests"]  # the kill came in the middle of the Oracle stage
+    assert c["oracle_skipped_journaled_this_run"] == at_kill  # journaled replies were not asked again
+    assert ok_rerun == c["oracle_requests"] - at_kill == c["oracle_replies_this_run"]
+    keys = [r["key"] for r in read(journal)]
+    assert len(keys) == len(set(keys)) == c["oracle_requests"] == unique_paid  # none lost, none twice
+    for name in OUTPUTS:  # the same dataset, byte for byte, as the run nobody killed
+        assert (killed / name).read_bytes() == (clean / name).read_bytes(), name
+    drops = report["drops"]["rectify"]
+    assert {"oracle_error:no_markers", "oracle_error:empty", "oracle_wrong"} <= set(drops)
+    assert c["pairs"] + sum(drops.values()) == c["wrong"] == 300 and c["rft"] == 100
+    assert sum(report["oracle_attempts_this_run"].get(k, 0) for k in ("retry_429", "retry_500")) > 0
+    print(f"\nkill -9 after {at_kill}/{c['oracle_requests']} journaled; rerun asked {ok_rerun}; "
+          f"in flight at the kill and paid twice: {ok_before - at_kill}; pairs {c['pairs']}; "
+          f"drops {drops}; rerun attempts {report['oracle_attempts_this_run']}")
+    assert_key_nowhere(tmp_path)

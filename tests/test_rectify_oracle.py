@@ -1,0 +1,141 @@
+"""Oracle backends against the local fake API: prompt and markers, auth, retries, 429s, fatal errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from spot.rectify.claude import AnthropicOracle
+from spot.rectify.fake_server import FakeServer, FakeSettings
+from spot.rectify.openai_compat import OpenAICompatOracle
+from spot.rectify.oracle import OracleUnavailable
+from spot.rectify.prompts import END, START, Prompts, strip_markers
+from spot.rectify.retry import OracleFatal, parse_retry_after
+
+KEY = "sk-ant-test-oracle-0123456789"
+STUDENT = "Tom has 3 apples and buys 4, so 3 + 4 = 8.\nA: 8"
+PROBLEM = "Tom has 3 apples and buys 4 more. How many apples does he have?"
+
+
+def test_prompt_variants_and_slots_are_filled_once():
+    p = Prompts()
+    plain = p.build("rectify", "What is {answer}?", "x = 1", None)
+    with_ref = p.build("rectify", "What is {answer}?", "x = 1", "7")
+    assert "teaching assistant" in plain.system and START in plain.system and END in plain.system
+    assert "\\boxed{ANSWER}" in plain.system
+    assert "What is {answer}?" in plain.user  # a slot inside the problem text is not substituted
+    assert "Reference final answer" not in plain.user and "Reference final answer\n7" in with_ref.user
+    assert plain.system == with_ref.system  # the cacheable part is shared by both variants
+
+
+@pytest.mark.parametrize("raw, text, error", [
+    (f"thinking...\n{START}\nfixed\nTherefore.\n{END}\n", "fixed\nTherefore.", None),
+    (f"shape:\n{START}\n<answer>\n{END}\nreal:\n{START}\nreal one\n{END}", "real one", None),
+    (f"{START}\n```\nfenced\n```\n{END}", "fenced", None),
+    ("no markers at all", None, "no_markers"),
+    (f"{START}\ncut short by max_tokens", None, "no_end_marker"),
+    (f"{START}\n  \n{END}", None, "empty"),
+])
+def test_strip_markers(raw, text, error):
+    assert strip_markers(raw) == (text, error)
+
+
+def test_retry_after_forms():
+    assert parse_retry_after({"retry-after": "2"}) == 2.0
+    assert parse_retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
+    assert 0 <= parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) < 1
+    assert parse_retry_after({}) is None
+
+
+@pytest.fixture
+def server():
+    with FakeServer(FakeSettings(api_key=KEY, timeout_sleep_s=1.0)).start() as srv:
+        yield srv
+
+
+def anthropic_oracle(srv, **kw) -> AnthropicOracle:
+    kw = {"max_attempts": 12, "backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 0.5, **kw}
+    return AnthropicOracle(model="fake", base_url=srv.url, **kw)
+
+
+def test_anthropic_rectifies_through_the_sdk(server, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    reply = asyncio.run(anthropic_oracle(server).rectify(PROBLEM, STUDENT, "7"))
+    assert reply.error is None and reply.input_tokens > 0 and reply.output_tokens > 0
+    assert reply.text.startswith("Tom has 3 apples") and reply.text.endswith("$\\boxed{7}$.")
+    assert START in reply.raw and START not in reply.text
+
+
+def test_bearer_header_is_accepted_too(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    oracle = OpenAICompatOracle(model="fake", base_url=f"{server.url}/v1", backoff_s=0.01)
+    reply = asyncio.run(oracle.solve(PROBLEM, "7"))
+    assert reply.error is None and reply.text.endswith("$\\boxed{7}$.")
+
+
+def test_every_transport_fault_is_retried_and_counted(server, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    server.settings.fault_rate, server.settings.retry_after_s = 0.5, 0.05
+    oracle = anthropic_oracle(server)
+
+    async def many():
+        return await asyncio.gather(*(oracle.rectify(f"{PROBLEM} ({i})", STUDENT, "7") for i in range(40)))
+
+    replies = asyncio.run(many())
+    assert all(r.error is None for r in replies)
+    stats, counts = oracle.stats, server.stats_snapshot()["counts"]
+    assert {"429", "500", "529", "timeout", "malformed"} <= set(counts)  # every fault kind was exercised
+    assert stats["attempts"] == 40 + sum(v for k, v in stats.items() if k.startswith("retry_"))
+    assert stats["attempts"] == sum(counts.values())  # the client counted what the server saw
+
+
+def test_a_429_pauses_every_call_for_retry_after(server, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    server.settings.fault_rate, server.settings.retry_after_s = 0.0, 0.6
+    oracle = anthropic_oracle(server)
+
+    async def run():
+        server.draw_fault = lambda: "429"  # the first request is rate limited...
+        first = asyncio.create_task(oracle.rectify(PROBLEM, STUDENT, "7"))
+        await asyncio.sleep(0.2)
+        server.draw_fault = lambda: None  # ...then the API is fine, but callers must still wait
+        t0 = time.monotonic()
+        await oracle.rectify(f"{PROBLEM}?", STUDENT, "7")
+        await first
+        return time.monotonic() - t0
+
+    assert asyncio.run(run()) >= 0.3  # the second call waited out the first call's retry-after
+
+
+def test_gives_up_after_max_attempts(server, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    server.draw_fault = lambda: "500"
+    oracle = anthropic_oracle(server, max_attempts=3)
+    with pytest.raises(OracleUnavailable):
+        asyncio.run(oracle.rectify(PROBLEM, STUDENT))
+    assert oracle.stats["attempts"] == 3 and oracle.stats["given_up"] == 1
+
+
+def test_bad_key_stops_the_run_and_missing_key_is_named(server, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-wrong")
+    with pytest.raises(OracleFatal, match="401"):
+        asyncio.run(anthropic_oracle(server).rectify(PROBLEM, STUDENT))
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    with pytest.raises(OracleFatal, match="ANTHROPIC_API_KEY"):
+        anthropic_oracle(server)
+
+
+def test_useless_replies_come_back_with_a_reason(server, monkeypatch):
+    """Content faults are replies (paid for): returned with an error, not retried."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    server.settings.content_fault_rate = 1.0
+    oracle = anthropic_oracle(server)
+
+    async def many():
+        return await asyncio.gather(*(oracle.rectify(f"{PROBLEM} {i}", STUDENT, "7") for i in range(30)))
+
+    errors = {r.error for r in asyncio.run(many())}
+    assert {"no_markers", "empty"} <= errors  # and "wrong answer" ones come back with error None
+    assert oracle.stats["attempts"] == 30
