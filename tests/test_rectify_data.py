@@ -11,9 +11,9 @@ import pytest
 from spot.rectify.problems import ProblemError, file_items, toy_items
 from spot.rectify.verify import MathVerifier, ToyVerifier, extract_final
 
-SOLUTIONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "example_model_solutions.jsonl"
+SOLUTIONS = Path(__file__).resolve().parents[2] / "shared/data/gsm8k/example_model_solutions.jsonl"
 MODELS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
-needs_gsm8k = pytest.mark.skipif(not SOLUTIONS.exists(), reason=f"{SOLUTIONS} absent (shared data not mounted)")
+needs_gsm8k = pytest.mark.skipif(not SOLUTIONS.exists(), reason=f"{SOLUTIONS} absent (no shared data)")
 
 
 def write(path: Path, rows: list) -> str:
@@ -24,7 +24,8 @@ def write(path: Path, rows: list) -> str:
 def test_gsm8k_and_dapo_shapes(tmp_path):
     gsm = write(tmp_path / "g.jsonl", [{"question": "Q1", "answer": "3 + 4 = <<3+4=7>>7\n#### 1,007"}])
     assert file_items(gsm)[0].answer == "1007"
-    dapo = write(tmp_path / "d.jsonl", [{"prompt": [{"role": "user", "content": "Q2"}], "solution": "\\frac{1}{2}"}])
+    chat = [{"role": "user", "content": "Q2"}]
+    dapo = write(tmp_path / "d.jsonl", [{"prompt": chat, "solution": "\\frac{1}{2}"}])
     item = file_items(dapo, prompt_key="prompt", answer_key="solution")[0]
     assert (item.prompt, item.answer) == ("Q2", "\\frac{1}{2}")
 

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.slow
 
 
 def command(out: Path, url: str, model: str, *overrides: str) -> list[str]:
-    return [sys.executable, "rectify.py", "progress=false", f"out_dir={out}", "hydra.run.dir=${out_dir}/hydra",
-            f"model.path={model}", "oracle=fake", f"oracle.backend.base_url={url}", *overrides]
+    return [sys.executable, "rectify.py", "progress=false", f"out_dir={out}",
+            "hydra.run.dir=${out_dir}/hydra", f"model.path={model}", "oracle=fake",
+            f"oracle.backend.base_url={url}", *overrides]
 
 
 def run(cmd: list[str]) -> subprocess.CompletedProcess:
@@ -76,14 +77,14 @@ def synthetic_problems(path: Path, n: int) -> Path:
         got = a + b + (0 if i % 4 == 0 else 1)
         rows.append({"question": f"Sam has {a} marbles and finds {b} more. How many now? (case {i})",
                      "answer": f"{a} + {b} = <<{a}+{b}={a + b}>>{a + b}\n#### {a + b}",
-                     "student": f"Sam starts with {a} marbles.\nHe finds {b}, so {a} + {b} = {got}.\nA: {got}"})
+                     "student": f"Sam starts with {a}.\nHe finds {b}, so {a} + {b} = {got}.\nA: {got}"})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
 def faulty() -> FakeSettings:
-    return FakeSettings(api_key=KEY, latency_s=0.05, fault_rate=0.2, content_fault_rate=0.1, timeout_sleep_s=1.0,
-                        retry_after_s=0.05)
+    return FakeSettings(api_key=KEY, latency_s=0.05, fault_rate=0.2, content_fault_rate=0.1,
+                        timeout_sleep_s=1.0, retry_after_s=0.05)
 
 
 def test_faults_and_kill9_then_rerun_equals_uninterrupted(micro_model_dir, tmp_path):
