@@ -35,9 +35,14 @@ async def _ask(oracle: Oracle, req: Request) -> OracleReply:
     return await oracle.solve(req.problem, req.reference)
 
 
-async def oracle_stage(requests: list[Request], oracle: Oracle, journal: Journal, max_in_flight: int,
+async def oracle_stage(requests: list[Request], oracle: Oracle, journal: Journal, workers: int,
                        progress: bool = True) -> dict[str, int]:
-    """Asks every request not yet journaled, `max_in_flight` at a time; returns this run's counts."""
+    """Asks every request not yet journaled, from `workers` concurrent tasks; returns this run's counts.
+
+    The remote backends cap the calls on the wire themselves (their `max_in_flight`), holding a slot only
+    while a request is out; the pipeline runs more workers than that, so that calls asleep in backoff leave
+    no slot idle.
+    """
     done = {rec["key"] for rec in journal.records}
     todo = iter([r for r in requests if r.key not in done])
     counts = {"calls": 0, "replies": 0, "unavailable": 0,
@@ -58,6 +63,11 @@ async def oracle_stage(requests: list[Request], oracle: Oracle, journal: Journal
             bar.update(1)
             bar.set_postfix(ok=counts["replies"], failed=counts["unavailable"], refresh=False)
 
-    await asyncio.gather(*(worker() for _ in range(max(1, max_in_flight))))
-    bar.close()
+    try:
+        await asyncio.gather(*(worker() for _ in range(max(1, workers))))
+    finally:
+        bar.close()
+        close = getattr(oracle, "aclose", None)
+        if close is not None:  # connections belong to this event loop, which asyncio.run is about to close
+            await close()
     return counts

@@ -41,6 +41,11 @@ class AnthropicOracle(RemoteOracle):
         self._client = anthropic.AsyncAnthropic(api_key=os.environ[self.api_key_env], base_url=self.base_url,
                                                 timeout=self.timeout_s, max_retries=0)
 
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+        self._loop = None
+
     def _request(self, prompt: Prompt) -> dict:
         system = {"type": "text", "text": prompt.system}
         if self.cache_prompt:

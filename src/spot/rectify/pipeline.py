@@ -136,7 +136,8 @@ def run(items: list[Item], sampler: Sampler, tokenize: Tokenize, verifier: Verif
     t = time.time()
     journal = Journal(jdir / "oracle.jsonl", group_commit=True)
     requests = make_requests(items, wrong, completions, cfg)
-    counts = asyncio.run(oracle_stage(requests, oracle, journal, cfg.max_in_flight, cfg.progress))
+    workers = 4 * cfg.max_in_flight  # see oracle_stage: backoff sleepers must not starve the wire
+    counts = asyncio.run(oracle_stage(requests, oracle, journal, workers, cfg.progress))
     journal.close()
     replies = {rec["key"]: reply_from_record(rec) for rec in journal.records}
     seconds["oracle"] = time.time() - t
