@@ -8,14 +8,12 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-log = logging.getLogger("spot.train")
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
@@ -29,14 +27,26 @@ def main(cfg: DictConfig) -> float | None:
     from spot.experiment import base_cache_key, fit_and_evaluate
     from spot.generation import Sampling
     from spot.losses import RewardShift
-    from spot.models import load_model, load_tokenizer
+    from spot.models import ModelLoadError, load_model, load_tokenizer
     from spot.module import OptimConfig, SPoTModule, loss_needs
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     L.seed_everything(cfg.seed, workers=True)
-    tokenizer = load_tokenizer(cfg.model.path)
+    try:
+        tokenizer = load_tokenizer(cfg.model.path)
+    except ModelLoadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     loss_fn = instantiate(cfg.loss)
     needs_reference, needs_pairs, needs_shift = loss_needs(loss_fn)
+    data_cfg = OmegaConf.to_container(cfg.data)
+    datamodule = PairDataModule(tokenizer=tokenizer, pairs=needs_pairs, seed=cfg.seed,
+                                enable_thinking=cfg.model.enable_thinking, **data_cfg)
+    try:
+        datamodule.setup("fit")
+    except (DataError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     policy = load_model(cfg.model.path, cfg.model.dtype)
     reference = load_model(cfg.model.path, cfg.model.dtype) if needs_reference else None
     module = SPoTModule(
@@ -44,14 +54,6 @@ def main(cfg: DictConfig) -> float | None:
         reward_shift=RewardShift(**cfg.reward_shift) if needs_shift else None,
         optim=OptimConfig(**{**cfg.optim, "betas": tuple(cfg.optim.betas)}),
     )
-    data_cfg = OmegaConf.to_container(cfg.data)
-    datamodule = PairDataModule(tokenizer=tokenizer, pairs=needs_pairs, seed=cfg.seed,
-                                enable_thinking=cfg.model.enable_thinking, **data_cfg)
-    try:
-        datamodule.setup("fit")
-    except (DataError, FileNotFoundError) as e:
-        log.error("%s", e)
-        sys.exit(2)
 
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer = instantiate(cfg.trainer, logger=logger, default_root_dir=str(out_dir))

@@ -115,3 +115,45 @@ def test_written_jsonl_is_whole(tmp_path):
     write_jsonl(tmp_path / "x.jsonl", [{"a": 1}, {"a": 2}])
     assert read_jsonl(tmp_path / "x.jsonl") == [{"a": 1}, {"a": 2}]
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
+
+
+def test_sampling_resumes_chunk_by_chunk(tmp_path):
+    """A crash after two chunks: the rerun samples only the rest, and every chunk has its own seed, so the
+    result equals an uninterrupted run's."""
+    from spot.rectify.problems import Item
+    from spot.rectify.sampling import sample_stage
+
+    items = [Item(id=f"p{i}", prompt=f"problem {i}", answer="0") for i in range(10)]
+    calls = []
+
+    def sampler(prompts, seed):
+        calls.append(len(prompts))
+        if len(calls) == 3 and crash:
+            raise KeyboardInterrupt  # the process dies while sampling the third chunk
+        return [f"{p} / seed {seed}" for p in prompts]
+
+    crash = True
+    with pytest.raises(KeyboardInterrupt):
+        sample_stage(items, sampler, Journal(tmp_path / "a.jsonl"), chunk_size=4, seed=1, progress=False)
+    crash, calls[:] = False, []
+    resumed, n = sample_stage(items, sampler, Journal(tmp_path / "a.jsonl"), 4, 1, progress=False)
+    assert calls == [2] and n == 2  # only the last chunk (2 prompts) was sampled again
+    whole, _ = sample_stage(items, sampler, Journal(tmp_path / "b.jsonl"), 4, 1, progress=False)
+    assert resumed == whole
+
+
+@pytest.mark.parametrize("overrides", [
+    [], ["problems=gsm8k", "oracle=anthropic", "model=hf", "model.path=Qwen/Qwen3-8B"],
+    ["problems=gsm8k_solutions", "oracle=fake"], ["problems=dapo", "oracle=openai", "oracle.backend.model=m"],
+    ["problems=jsonl", "problems.source.path=x.jsonl"],
+])
+def test_every_rectify_config_composes(overrides):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
+        cfg = compose("rectify", overrides=overrides)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert resolved["sampling"]["max_new_tokens"] == resolved["problems"]["max_new_tokens"]
+    assert "api_key" not in json.dumps(resolved).replace("api_key_env", "")  # the key is never config
+    assert resolved["oracle"]["backend"].get("max_in_flight", 64) == resolved["oracle"]["max_in_flight"]

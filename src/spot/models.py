@@ -10,21 +10,31 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+class ModelLoadError(FileNotFoundError):
+    """model.path names neither a saved model directory nor a reachable hub id."""
+
+
+def _load(loader, path: str, what: str, **kwargs):
+    local = Path(path)
+    if local.exists() and not (local / "config.json").exists():
+        raise ModelLoadError(f"model.path={path}: the directory has no config.json; point it at a directory "
+                             "written by save_pretrained, or at a Hugging Face id")
+    try:
+        return loader(path, **kwargs)
+    except OSError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"model.path={path}: cannot load the {what} ({first[:200]}). The toy base is "
+                             "assets/toy-base (rebuild: python -m spot.toy.pretrain --out assets/toy-base)") from e
+
+
 def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = _load(AutoTokenizer.from_pretrained, path, "tokenizer")
     if tokenizer.pad_token_id is None:  # Llama-style tokenizers ship without one
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
 def load_model(path: str, dtype: str = "float32") -> PreTrainedModel:
-    """AutoModelForCausalLM.from_pretrained with a clear error when the path is neither a model nor an id."""
     if dtype not in DTYPES:
         raise ValueError(f"model.dtype={dtype!r} is not one of {sorted(DTYPES)}")
-    local = Path(path)
-    if (local.is_absolute() or path.startswith(".")) and not (local / "config.json").exists():
-        raise FileNotFoundError(
-            f"model.path={path}: no config.json there; point model.path at a saved model directory "
-            "or a Hugging Face id"
-        )
-    return AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
+    return _load(AutoModelForCausalLM.from_pretrained, path, "model", dtype=DTYPES[dtype])

@@ -1,0 +1,80 @@
+"""The real entry point, run as a user runs it, on a micro model: one run, a sweep, bad input, every config."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_EVAL = ["eval.suites.n_in_domain=6", "eval.suites.n_ood=3", "eval.suites.n_prior=3",
+             "eval.sampling.batch_size=8"]
+
+
+def train(cwd, *overrides, check=True):
+    cmd = [sys.executable, str(ROOT / "train.py"), *overrides]
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def test_one_bco_run_writes_metrics_checkpoint_policy_and_wandb(tmp_path, micro_model_dir, toy_files):
+    proc = train(tmp_path, f"model.path={micro_model_dir}", f"data.path={toy_files['pairs']}",
+                 "trainer.max_epochs=2", "hydra.run.dir=run", *TINY_EVAL)
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["run"]["loss"] == "bco" and metrics["n"]["toy_in_domain"] == 6
+    for side in ("base", "trained"):
+        assert set(metrics[side]["groups"]) == {"in_domain", "ood", "prior"}
+        assert all(0.0 <= v <= 1.0 for v in metrics[side]["suites"].values())
+    assert metrics["delta"]["forgetting"] == pytest.approx(
+        metrics["base"]["groups"]["prior"] - metrics["trained"]["groups"]["prior"])
+    assert metrics["steps"] == 4  # 23 training pairs (1 held out for val) in batches of 16, 2 epochs
+    assert "train/reward_shift" in metrics["train"] and "train/rewards/margins" in metrics["train"]
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.ckpt"))[-1] == "last.ckpt"
+    assert (run / "policy" / "model.safetensors").exists()
+    assert len((run / "samples.jsonl").read_text().splitlines()) == 6 + 3 + 3 * 3
+    assert list((run / "wandb").glob("offline-run-*")), "W&B offline run directory missing"
+    assert "| Base |" in proc.stdout and "| bco |" in proc.stdout
+
+
+def test_sweep_over_losses_and_betas(tmp_path, micro_model_dir, toy_files):
+    train(tmp_path, "-m", "loss=bco,dpo", "loss.beta=0.05,0.1", f"model.path={micro_model_dir}",
+          f"data.path={toy_files['pairs']}", "trainer.max_steps=1", "logger=csv", "hydra.sweep.dir=sweep",
+          *TINY_EVAL)
+    runs = [json.loads(p.read_text())["run"] for p in sorted((tmp_path / "sweep").glob("*/metrics.json"))]
+    assert sorted((r["loss"], r["beta"]) for r in runs) == [("bco", 0.05), ("bco", 0.1), ("dpo", 0.05),
+                                                            ("dpo", 0.1)]
+
+
+def test_sft_method_trains_on_single_completions(tmp_path, micro_model_dir, toy_files):
+    train(tmp_path, "method=sft", f"model.path={micro_model_dir}", f"data.path={toy_files['direct']}",
+          "trainer.max_steps=1", "logger=csv", "hydra.run.dir=run", *TINY_EVAL)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["run"]["method"] == "sft" and metrics["run"]["lr"] == 5e-4
+    assert "train/rewards/chosen" not in metrics["train"]  # SFT runs no reference
+
+
+def test_missing_data_file_names_key_and_command(tmp_path, micro_model_dir):
+    proc = train(tmp_path, f"model.path={micro_model_dir}", "data.path=nowhere/pairs.jsonl", "logger=csv",
+                 check=False)
+    assert proc.returncode == 2
+    assert "data.path=nowhere/pairs.jsonl does not exist; create it with: python rectify.py" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_malformed_data_row_is_one_line(tmp_path, micro_model_dir):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "p", "chosen": "c", "rejected": "r"}\n{"prompt": "p", "chosen": "c"}\n')
+    proc = train(tmp_path, f"model.path={micro_model_dir}", f"data.path={bad}", "logger=csv", check=False)
+    assert proc.returncode == 2 and f"{bad}:2: missing field 'rejected'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_loss_and_bad_override_get_hydras_error(tmp_path):
+    proc = train(tmp_path, "loss=kto", check=False)
+    assert proc.returncode != 0 and "Could not find 'loss/kto'" in proc.stderr
+    proc = train(tmp_path, "loss=sft", "loss.beta=0.1", check=False)
+    assert proc.returncode != 0 and "beta" in proc.stderr and "Traceback" not in proc.stderr
