@@ -24,7 +24,7 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.utils import instantiate
 
     from spot.data import DataError, PairDataModule
-    from spot.experiment import base_cache_key, fit_and_evaluate
+    from spot.experiment import StepLog, base_cache_key, fit_and_evaluate
     from spot.generation import Sampling
     from spot.losses import RewardShift
     from spot.models import ModelLoadError, load_model, load_tokenizer
@@ -56,7 +56,9 @@ def main(cfg: DictConfig) -> float | None:
     )
 
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer = instantiate(cfg.trainer, logger=logger, default_root_dir=str(out_dir))
+    callbacks = [instantiate(c) for c in cfg.trainer.get("callbacks") or []]
+    callbacks.append(StepLog(out_dir / "train_log.jsonl"))
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(out_dir))
     if logger:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 

@@ -106,9 +106,24 @@ def test_toy_end_to_end_and_rerun(micro_model_dir, tmp_path):
     assert c2["sampled_this_run"] == 0 and c2["oracle_calls_this_run"] == 0  # all journaled
     assert {f: (out / f).read_bytes() for f in before} == before
 
-    changed = run_rectify(*args, "sampling.temperature=0.5")
-    assert changed.returncode == 1 and "changed: sampling.temperature" in changed.stderr
-    assert "Traceback" not in changed.stderr
+
+def test_journals_of_other_settings_are_refused(tmp_path):
+    from spot.rectify.pipeline import RectifyError, check_manifest
+
+    manifest = tmp_path / "manifest.json"
+    check_manifest(manifest, {"samples": {"model": "m", "sampling": {"temperature": 0.7}}})
+    check_manifest(manifest, {"samples": {"model": "m", "sampling": {"temperature": 0.7}}})  # same: resumes
+    with pytest.raises(RectifyError, match=r"samples.jsonl was made with other settings \(changed: "
+                                           r"sampling.temperature\)"):
+        check_manifest(manifest, {"samples": {"model": "m", "sampling": {"temperature": 0.5}}})
+
+
+def test_a_bad_problem_file_is_one_line_naming_file_line_field(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "Q", "answer": "#### 1"}\n{"question": "Q2"}\n')
+    done = run_rectify(f"out_dir={tmp_path / 'out'}", "problems=jsonl", f"problems.source.path={bad}")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == f"rectify: {bad}:2: missing field 'answer'"
 
 
 def test_written_jsonl_is_whole(tmp_path):

@@ -22,7 +22,7 @@ def train(cwd, *overrides, check=True):
 
 def test_one_bco_run_writes_metrics_checkpoint_policy_and_wandb(tmp_path, micro_model_dir, toy_files):
     proc = train(tmp_path, f"model.path={micro_model_dir}", f"data.path={toy_files['pairs']}",
-                 "trainer.max_epochs=2", "hydra.run.dir=run", *TINY_EVAL)
+                 "trainer.max_epochs=2", "trainer.log_every_n_steps=1", "hydra.run.dir=run", *TINY_EVAL)
     run = tmp_path / "run"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["run"]["loss"] == "bco" and metrics["n"]["toy_in_domain"] == 6
@@ -37,6 +37,8 @@ def test_one_bco_run_writes_metrics_checkpoint_policy_and_wandb(tmp_path, micro_
     assert (run / "policy" / "model.safetensors").exists()
     assert len((run / "samples.jsonl").read_text().splitlines()) == 6 + 3 + 3 * 3
     assert list((run / "wandb").glob("offline-run-*")), "W&B offline run directory missing"
+    log_rows = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert any("train/loss" in r for r in log_rows) and any("val/loss" in r for r in log_rows)
     assert "| Base |" in proc.stdout and "| bco |" in proc.stdout
 
 

@@ -62,6 +62,34 @@ def evaluate_base(module: SPoTModule, tokenizer, suites, sampling, seed, cache_f
     return {**result, "cached": False}
 
 
+class StepLog(L.Callback):
+    """Appends the logged train/val metrics to `<run>/train_log.jsonl`, one object per logging step.
+
+    Whatever the chosen logger (W&B's files are binary), reports and notebooks read curves from here.
+    """
+
+    def __init__(self, path: Path):
+        self.path, self.last_step = path, -1
+
+    def _write(self, trainer: L.Trainer, prefix: str) -> None:
+        if not trainer.is_global_zero:
+            return
+        row = {k: float(v) for k, v in trainer.callback_metrics.items()
+               if k.startswith(prefix) and not k.endswith("_bar")}
+        if row:
+            with self.path.open("a") as f:
+                f.write(json.dumps({"step": trainer.global_step, "epoch": trainer.current_epoch, **row}) + "\n")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step  # micro-batches of one accumulated step share it: write once
+        if step != self.last_step and step % trainer.log_every_n_steps == 0:
+            self.last_step = step
+            self._write(trainer, "train/")
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self._write(trainer, "val/")
+
+
 def fit_and_evaluate(module: SPoTModule, datamodule: L.LightningDataModule, trainer: L.Trainer, tokenizer,
                      suites: list[Suite], sampling: Sampling, out_dir: Path, run_info: dict,
                      base_cache: Path | None = None, ckpt_path: str | None = None, seed: int = 0,
