@@ -15,7 +15,6 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 
-
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     # Imports inside main: `python train.py --help` and config errors answer without loading torch.

@@ -51,7 +51,7 @@ class Problem:
     @property
     def text(self) -> str:
         sentences = [f"{self.name} has {self.start} {self.obj}."]
-        for (op, n), verb in zip(self.ops, self.verbs, strict=True):
+        for (_, n), verb in zip(self.ops, self.verbs, strict=True):
             sentences.append(f"{self.name} {verb} {n}.")
         sentences.append(f"How many {self.obj}?")
         return " ".join(sentences)
