@@ -31,15 +31,21 @@ def settings_of(cfg: DictConfig, oracle) -> dict[str, dict]:
                        "prompts": getattr(oracle, "prompt_digest", None)}}
 
 
+def build(node: DictConfig):
+    """instantiate, but a constructor's own error (a bad problem file, a missing key) reaches the caller as
+    itself rather than wrapped in Hydra's InstantiationException, so it can be printed as one line."""
+    return instantiate(node, _partial_=True)()
+
+
 def rectify(cfg: DictConfig) -> dict:
     from spot.generation import Sampling
     from spot.models import load_tokenizer
     from spot.rectify.pipeline import Price, RectifyConfig, run
     from spot.rectify.sampling import PolicySampler
 
-    items = instantiate(cfg.problems.source)
-    verifier = instantiate(cfg.problems.verifier)
-    oracle = instantiate(cfg.oracle.backend)
+    oracle = build(cfg.oracle.backend)  # first: a missing key must stop the run before hours of sampling
+    items = build(cfg.problems.source)
+    verifier = build(cfg.problems.verifier)
     tokenizer = load_tokenizer(cfg.model.path)
     sampling = Sampling(**OmegaConf.to_container(cfg.sampling, resolve=True),
                         enable_thinking=cfg.model.get("enable_thinking"))
