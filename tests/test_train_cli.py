@@ -31,6 +31,9 @@ def test_one_bco_run_writes_metrics_checkpoint_policy_and_wandb(tmp_path, micro_
         assert all(0.0 <= v <= 1.0 for v in metrics[side]["suites"].values())
     assert metrics["delta"]["forgetting"] == pytest.approx(
         metrics["base"]["groups"]["prior"] - metrics["trained"]["groups"]["prior"])
+    paired = metrics["paired"]["toy_in_domain"]
+    assert paired["n"] == 6 and paired["delta"] == pytest.approx(
+        metrics["trained"]["suites"]["toy_in_domain"] - metrics["base"]["suites"]["toy_in_domain"])
     assert metrics["steps"] == 4  # 23 training pairs (1 held out for val) in batches of 16, 2 epochs
     assert "train/reward_shift" in metrics["train"] and "train/rewards/margins" in metrics["train"]
     assert sorted(p.name for p in (run / "checkpoints").glob("*.ckpt"))[-1] == "last.ckpt"
@@ -80,3 +83,11 @@ def test_unknown_loss_and_bad_override_get_hydras_error(tmp_path):
     assert proc.returncode != 0 and "Could not find 'loss/kto'" in proc.stderr
     proc = train(tmp_path, "loss=sft", "loss.beta=0.1", check=False)
     assert proc.returncode != 0 and "beta" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_paired_standard_error_by_hand():
+    from spot.experiment import paired_deltas
+
+    # d = [1, 0, 0, -1]: mean 0, sample variance 2/3, se = sqrt(2/3 / 4)
+    out = paired_deltas({"s": [0, 1, 0, 1]}, {"s": [1, 1, 0, 0]})["s"]
+    assert out["delta"] == 0 and out["se"] == pytest.approx((2 / 3 / 4) ** 0.5) and out["n"] == 4

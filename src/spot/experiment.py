@@ -54,12 +54,37 @@ def evaluate_base(module: SPoTModule, tokenizer, suites, sampling, seed, cache_f
         log.info("base scores from cache %s", cache_file)
         return {**json.loads(cache_file.read_text()), "cached": True}
     t0 = time.time()
-    acc, _ = evaluate_suites(module.policy, tokenizer, suites, sampling, seed=seed)
-    result = {"suites": acc, "groups": group_means(acc, suites), "seconds": round(time.time() - t0, 1)}
+    acc, records = evaluate_suites(module.policy, tokenizer, suites, sampling, seed=seed)
+    result = {"suites": acc, "groups": group_means(acc, suites), "correct": correctness(records),
+              "seconds": round(time.time() - t0, 1)}
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(cache_file, result)
     return {**result, "cached": False}
+
+
+def correctness(records: list[dict]) -> dict[str, list[int]]:
+    """Per-suite 0/1 outcomes in item order, kept so that base and trained can be compared item by item."""
+    out: dict[str, list[int]] = {}
+    for r in records:
+        out.setdefault(r["suite"], []).append(int(r["correct"]))
+    return out
+
+
+def paired_deltas(base: dict[str, list[int]], trained: dict[str, list[int]]) -> dict[str, dict[str, float]]:
+    """Trained minus base accuracy per suite, with the standard error of that difference.
+
+    Both models answer the same items, so the noise is that of the mean per-item difference d_i (a paired
+    comparison): se = std(d) / sqrt(n). A gain is beyond sampling noise when it exceeds about 2 se.
+    """
+    out = {}
+    for name in base.keys() & trained.keys():
+        d = [t - b for b, t in zip(base[name], trained[name], strict=True)]
+        n = len(d)
+        mean = sum(d) / n
+        var = sum((x - mean) ** 2 for x in d) / max(1, n - 1)
+        out[name] = {"delta": mean, "se": (var / n) ** 0.5, "n": n}
+    return out
 
 
 class StepLog(L.Callback):
@@ -106,7 +131,8 @@ def fit_and_evaluate(module: SPoTModule, datamodule: L.LightningDataModule, trai
 
     t0 = time.time()
     acc, records = evaluate_suites(module.policy, tokenizer, suites, sampling, seed=seed)
-    trained = {"suites": acc, "groups": group_means(acc, suites), "seconds": round(time.time() - t0, 1)}
+    trained = {"suites": acc, "groups": group_means(acc, suites), "correct": correctness(records),
+               "seconds": round(time.time() - t0, 1)}
     with (out_dir / "samples.jsonl.tmp").open("w") as f:
         f.writelines(json.dumps(r) + "\n" for r in records)
     os.replace(out_dir / "samples.jsonl.tmp", out_dir / "samples.jsonl")
@@ -121,6 +147,7 @@ def fit_and_evaluate(module: SPoTModule, datamodule: L.LightningDataModule, trai
         "base": base,
         "trained": trained,
         "delta": compare(base["groups"], trained["groups"]),
+        "paired": paired_deltas(base["correct"], trained["correct"]),
         "train": train_metrics,
         "steps": trainer.global_step,
         "seconds": {"base_eval": base["seconds"], "fit": round(fit_seconds, 1), "eval": trained["seconds"]},
