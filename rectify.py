@@ -22,7 +22,8 @@ log = logging.getLogger("rectify")
 def settings_of(cfg: DictConfig, oracle) -> dict[str, dict]:
     """What each journaled stage depends on; the API key is never in the config, so never here either."""
     backend = OmegaConf.to_container(cfg.oracle.backend, resolve=True)
-    for speed_only in ("max_in_flight", "timeout_s", "max_attempts", "backoff_s", "max_backoff_s"):
+    for speed_only in ("max_in_flight", "timeout_s", "max_attempts", "backoff_s", "max_backoff_s", "batch_size",
+                       "gather_s", "poll_s", "ledger"):
         # how fast and how patient, not what is asked: free to change between reruns
         backend.pop(speed_only, None)
     sampling = OmegaConf.to_container(cfg.sampling, resolve=True)

@@ -99,3 +99,10 @@ def test_verifier_agrees_with_gsm8k_is_correct_flags():
     print(f"math-verify agrees with is_correct on {agree}/{total} = {agree / total:.4f}")
     assert (total, wrong) == (5276, 3275)
     assert agree / total >= 0.99
+
+
+def test_saved_datasets_directory(tmp_path):
+    import datasets
+
+    datasets.Dataset.from_dict({"question": ["A", "B"], "answer": ["#### 1", "#### 2"]}).save_to_disk(tmp_path / "ds")
+    assert [i.answer for i in file_items(str(tmp_path / "ds"))] == ["1", "2"]

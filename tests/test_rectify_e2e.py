@@ -128,3 +128,31 @@ def test_faults_and_kill9_then_rerun_equals_uninterrupted(micro_model_dir, tmp_p
           f"in flight at the kill and paid twice: {ok_before - at_kill}; pairs {c['pairs']}; "
           f"drops {drops}; rerun attempts {report['oracle_attempts_this_run']}")
     assert_key_nowhere(tmp_path)
+
+
+def test_message_batches_resume_without_resubmitting(micro_model_dir, tmp_path):
+    """kill -9 while a batch is processing: the rerun collects that batch instead of submitting it again."""
+    problems = synthetic_problems(tmp_path / "problems.jsonl", 60)
+    out = tmp_path / "batch"
+    args = ("problems=jsonl", f"problems.source.path={problems}", "problems.source.completion_keys=[student]",
+            "with_reference=true", "oracle=anthropic_batch", "oracle.backend.gather_s=0.3",
+            "oracle.backend.poll_s=0.2", "oracle.backend.backoff_s=0.05")
+    with FakeServer(FakeSettings(api_key=KEY, batch_delay_s=3600, fault_rate=0.1)).start() as srv:
+        env = {**os.environ, "ANTHROPIC_API_KEY": KEY}
+        cmd = [c for c in command(out, srv.url, micro_model_dir, *args) if c != "oracle=fake"]
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ledger, deadline = out / "journal" / "batches.jsonl", time.time() + 120
+        while time.time() < deadline and not (ledger.exists() and ledger.read_bytes().endswith(b"\n")):
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)  # the batch is submitted and still "in progress"
+        proc.wait()
+        assert srv.stats_snapshot()["batches"] == 1
+        srv.settings.batch_delay_s = 0.2
+        run(cmd)
+        first = read(ledger)[0]
+        report = json.loads((out / "report.json").read_text())
+        assert report["counts"]["oracle_requests"] == len(first["custom_ids"]) == 105  # 45 wrong + 60 direct
+        # the first batch was collected, not resubmitted: later batches only retry its errored requests
+        assert srv.stats_snapshot()["batches"] == len(read(ledger)) and len(read(ledger)) <= 4
+        assert sum(len(r["custom_ids"]) for r in read(ledger)[1:]) < 40
+    assert report["counts"]["pairs"] > 30 and len(read(out / "journal" / "oracle.jsonl")) == 105

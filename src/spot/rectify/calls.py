@@ -44,7 +44,8 @@ async def oracle_stage(requests: list[Request], oracle: Oracle, journal: Journal
     no slot idle.
     """
     done = {rec["key"] for rec in journal.records}
-    todo = iter([r for r in requests if r.key not in done])
+    pending = [r for r in requests if r.key not in done]
+    todo = iter(pending)
     counts = {"calls": 0, "replies": 0, "unavailable": 0,
               "skipped_journaled": sum(r.key in done for r in requests)}
     bar = tqdm(total=len(requests), initial=counts["skipped_journaled"], desc=f"oracle {oracle.name}",
@@ -64,7 +65,7 @@ async def oracle_stage(requests: list[Request], oracle: Oracle, journal: Journal
             bar.set_postfix(ok=counts["replies"], failed=counts["unavailable"], refresh=False)
 
     try:
-        await asyncio.gather(*(worker() for _ in range(max(1, workers))))
+        await asyncio.gather(*(worker() for _ in range(max(1, min(workers, len(pending))))))
     finally:
         bar.close()
         close = getattr(oracle, "aclose", None)

@@ -45,6 +45,7 @@ class FakeSettings:
     content_fault_rate: float = 0.0
     timeout_sleep_s: float = 3.0  # how long a "timeout" fault stalls: longer than the client's timeout
     retry_after_s: float = 0.2
+    batch_delay_s: float = 0.5  # how long a Message Batch stays "in_progress"
     api_key: str | None = None  # when set, a request without it gets 401
     answers: dict[str, str] = field(default_factory=dict)  # problem text -> answer, for prompts without one
     seed: int = 0
@@ -78,6 +79,18 @@ def fake_completion(user: str, settings: FakeSettings) -> str:
     return f"{START}\n{body}\n{END}"
 
 
+def message_body(model: str | None, text: str, request_bytes: int) -> dict:
+    usage = {"input_tokens": request_bytes // 4, "output_tokens": len(text) // 4}
+    return {"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+            "usage": usage}
+
+
+def user_text(params: dict) -> str:
+    content = params["messages"][-1]["content"]
+    return content if isinstance(content, str) else "".join(b.get("text", "") for b in content)
+
+
 class FakeHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients hold a pool of connections, as with the real API
     server: FakeServer
@@ -100,23 +113,40 @@ class FakeHandler(BaseHTTPRequestHandler):
         body = {"type": "error", "error": {"type": kind, "message": message}}
         self._send(status, json.dumps(body).encode(), headers)
 
+    def _authorized(self) -> bool:
+        key = self.server.settings.api_key
+        if key is None or key in (self.headers.get("x-api-key"), (self.headers.get("authorization") or "")[7:]):
+            return True
+        self.server.count("401")
+        self._error(401, "authentication_error", "invalid x-api-key")
+        return False
+
     def do_GET(self) -> None:
-        if self.path.rstrip("/") == "/_stats":
-            self._send(200, json.dumps(self.server.stats_snapshot()).encode())
-        else:
-            self._error(404, "not_found_error", self.path)
+        path = self.path.split("?")[0].rstrip("/")
+        if path == "/_stats":
+            return self._send(200, json.dumps(self.server.stats_snapshot()).encode())
+        if not self._authorized():
+            return None
+        m = re.fullmatch(r"/v1/messages/batches/([\w-]+)(/results)?", path)
+        batch = self.server.batches.get(m.group(1)) if m else None
+        if batch is None:
+            return self._error(404, "not_found_error", self.path)
+        if m.group(2):
+            lines = "".join(json.dumps(r) + "\n" for r in batch["results"])
+            return self._send(200, lines.encode(), {"content-type": "application/binary"})
+        self._send(200, json.dumps(self.server.batch_object(batch, self.headers.get("host"))).encode())
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("content-length") or 0))
         srv, s = self.server, self.server.settings
-        if s.api_key is not None and s.api_key not in (self.headers.get("x-api-key"),
-                                                       (self.headers.get("authorization") or "")[7:]):
-            srv.count("401")
-            return self._error(401, "authentication_error", "invalid x-api-key")
+        if not self._authorized():
+            return None
+        if self.path.rstrip("/") == "/v1/messages/batches":
+            batch = srv.create_batch(json.loads(raw)["requests"])
+            return self._send(200, json.dumps(srv.batch_object(batch, self.headers.get("host"))).encode())
         try:
             req = json.loads(raw)
-            user = req["messages"][-1]["content"]
-            user = user if isinstance(user, str) else "".join(b.get("text", "") for b in user)
+            user = user_text(req)
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             srv.count("400")
             return self._error(400, "invalid_request_error", "messages[-1].content is required")
@@ -126,17 +156,15 @@ class FakeHandler(BaseHTTPRequestHandler):
             return self._fault(fault)
         text = fake_completion(user, s)
         srv.count("ok", key=hashlib.sha256(user.encode()).hexdigest()[:16])
-        usage = {"input_tokens": len(raw) // 4, "output_tokens": len(text) // 4}
         if self.path.rstrip("/").endswith("/chat/completions"):
+            usage = {"input_tokens": len(raw) // 4, "output_tokens": len(text) // 4}
             body = {"id": "chatcmpl-fake", "object": "chat.completion", "model": req.get("model"),
                     "choices": [{"index": 0, "finish_reason": "stop",
                                  "message": {"role": "assistant", "content": text}}],
                     "usage": {"prompt_tokens": usage["input_tokens"],
                               "completion_tokens": usage["output_tokens"]}}
         else:
-            body = {"id": "msg_fake", "type": "message", "role": "assistant", "model": req.get("model"),
-                    "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
-                    "stop_sequence": None, "usage": usage}
+            body = message_body(req.get("model"), text, len(raw))
         self._send(200, json.dumps(body).encode())
 
     def _fault(self, fault: str) -> None:
@@ -166,6 +194,7 @@ class FakeServer(ThreadingHTTPServer):
         self._rng = random.Random(settings.seed)
         self.counts: dict[str, int] = {}
         self.ok_by_key: dict[str, int] = {}
+        self.batches: dict[str, dict] = {}
 
     def handle_error(self, request, client_address) -> None:
         import sys
@@ -191,7 +220,36 @@ class FakeServer(ThreadingHTTPServer):
 
     def stats_snapshot(self) -> dict:
         with self._lock:
-            return {"counts": dict(self.counts), "ok_by_key": dict(self.ok_by_key)}
+            return {"counts": dict(self.counts), "ok_by_key": dict(self.ok_by_key), "batches": len(self.batches)}
+
+    def create_batch(self, requests: list[dict]) -> dict:
+        """Answers every request at once; the batch reports "ended" after `batch_delay_s`. A `fault_rate`
+        share of the requests comes back errored (api_error), to be retried in a later batch."""
+        results = []
+        for r in requests:
+            if self.draw_fault() is not None:
+                results.append({"custom_id": r["custom_id"], "result": {
+                    "type": "errored", "error": {"type": "error", "error": {"type": "api_error", "message": "x"}}}})
+                continue
+            text = fake_completion(user_text(r["params"]), self.settings)
+            body = message_body(r["params"].get("model"), text, len(json.dumps(r["params"])))
+            results.append({"custom_id": r["custom_id"], "result": {"type": "succeeded", "message": body}})
+        with self._lock:
+            batch = {"id": f"msgbatch_fake{len(self.batches):06d}", "created": time.time(), "results": results}
+            self.batches[batch["id"]] = batch
+        self.count("batch_requests")
+        return batch
+
+    def batch_object(self, batch: dict, host: str | None) -> dict:
+        ended = time.time() - batch["created"] >= self.settings.batch_delay_s
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(batch["created"]))
+        n = len(batch["results"])
+        errored = sum(r["result"]["type"] == "errored" for r in batch["results"])
+        return {"id": batch["id"], "type": "message_batch", "processing_status": "ended" if ended else "in_progress",
+                "created_at": stamp, "expires_at": stamp, "ended_at": stamp if ended else None,
+                "request_counts": {"processing": 0 if ended else n, "succeeded": n - errored if ended else 0,
+                                   "errored": errored if ended else 0, "canceled": 0, "expired": 0},
+                "results_url": f"http://{host}/v1/messages/batches/{batch['id']}/results" if ended else None}
 
     def start(self) -> FakeServer:
         """Serves from a daemon thread; returns self, so `with FakeServer(...).start() as srv:` works."""
