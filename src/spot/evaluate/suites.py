@@ -17,13 +17,19 @@ class Suite:
     name: str
     group: str
     prompts: list[str]
-    answers: list[str]
-    score: Callable[[str, str], bool]  # (completion, reference answer) -> correct
+    answers: list  # reference answers: strings, or structured checks (IFEval's instruction lists)
+    score: Callable[[str, object], object]  # (completion, answer) -> bool or spot.rectify.verify.Verdict
     max_new_tokens: int = 64
+    n_samples: int = 1  # completions per prompt; the score is their mean accuracy (avg@N)
+    meta: list[dict] | None = None  # per-item extras kept in the per-sample records (source line, gold index)
 
     def __post_init__(self) -> None:
         if len(self.prompts) != len(self.answers):
             raise ValueError(f"suite {self.name}: {len(self.prompts)} prompts but {len(self.answers)} answers")
+        if self.meta is not None and len(self.meta) != len(self.prompts):
+            raise ValueError(f"suite {self.name}: {len(self.prompts)} prompts but {len(self.meta)} meta rows")
+        if self.n_samples < 1:
+            raise ValueError(f"suite {self.name}: n_samples must be at least 1, got {self.n_samples}")
 
 
 def toy_exact_match(completion: str, answer: str) -> bool:

@@ -1,0 +1,97 @@
+"""Evaluation during training: a cheap subset of the suites and the KL to the reference every N steps, so the
+curves show when forgetting starts.
+
+Wire it into train.py through the trainer's callbacks (see experiments/README.md), e.g.
+
+    - _target_: spot.evaluate.callback.EvalCallback
+      every_n_steps: 25
+      suites: {_target_: spot.evaluate.suites.toy_suites, n_in_domain: 64, n_ood: 32, n_prior: 32}
+
+Each evaluation appends one row to `<run dir>/eval_log.jsonl` ({"step", "eval/<suite>/accuracy",
+"eval/<group>", "eval/kl/token", "eval/kl/sequence"}) and sends the same names to the trainer's loggers.
+Only global rank zero evaluates (ZeRO-2 and DDP keep a whole policy on every rank).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import lightning as L
+
+from spot.evaluate.forgetting import KLSettings, kl_to_reference, spread_prompts
+from spot.evaluate.runner import evaluate_suites, group_means
+from spot.evaluate.suites import Suite
+from spot.generation import Sampling
+
+
+class EvalCallback(L.Callback):
+    """Evaluates before the first step and then every `every_n_steps` optimizer steps.
+
+    The KL reference is the module's frozen reference when its loss has one; otherwise (SFT-type losses) a
+    frozen copy of the policy taken at the start of training, which doubles the policy's memory: set
+    `kl_prompts=0` to skip the KL on a model where that does not fit.
+    """
+
+    def __init__(self, suites: list[Suite] | Suite, every_n_steps: int = 50, sampling: Sampling | dict | None = None,
+                 tokenizer: str | None = None, kl_prompts: int = 32, kl_max_new_tokens: int = 128,
+                 seed: int = 0, log_file: str | None = None, at_start: bool = True):
+        if every_n_steps < 1:
+            raise ValueError(f"EvalCallback.every_n_steps must be at least 1, got {every_n_steps}")
+        self.suites = [suites] if isinstance(suites, Suite) else list(suites)
+        if sampling is None or isinstance(sampling, Sampling):
+            self.sampling = sampling or Sampling()
+        else:
+            self.sampling = Sampling(**dict(sampling))
+        self.every, self.tokenizer_path, self.seed, self.at_start = every_n_steps, tokenizer, seed, at_start
+        self.kl = KLSettings(n_prompts=kl_prompts, max_new_tokens=kl_max_new_tokens,
+                             enable_thinking=self.sampling.enable_thinking)
+        self.log_file = log_file
+        self.tokenizer = self.reference = self.path = None
+        self.last_step = -1
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.tokenizer_path:
+            from spot.models import load_tokenizer
+
+            self.tokenizer = load_tokenizer(self.tokenizer_path)
+        else:  # the data module's: the one the policy is trained with
+            self.tokenizer = getattr(trainer.datamodule, "tokenizer", None)
+        if self.tokenizer is None:
+            raise ValueError("EvalCallback: no tokenizer; pass tokenizer=<model path>")
+        reference = getattr(pl_module, "reference", None)
+        if reference is None and self.kl.n_prompts > 0 and trainer.is_global_zero:
+            reference = copy.deepcopy(pl_module.policy).eval().requires_grad_(False)
+        self.reference = reference
+        path = Path(self.log_file) if self.log_file else Path(trainer.default_root_dir) / "eval_log.jsonl"
+        self.path = path
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.at_start:
+            self._evaluate(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step  # micro-batches of one accumulated step share it: evaluate once
+        if step > 0 and step % self.every == 0 and step != self.last_step:
+            self._evaluate(trainer, pl_module)
+
+    def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.last_step = trainer.global_step
+        if not trainer.is_global_zero:
+            return
+        policy = pl_module.policy
+        acc, _ = evaluate_suites(policy, self.tokenizer, self.suites, self.sampling, seed=self.seed,
+                                 progress=False)
+        row = {f"eval/{k}/accuracy": v for k, v in acc.items()}
+        row |= {f"eval/{g}": v for g, v in group_means(acc, self.suites).items()}
+        if self.reference is not None and self.kl.n_prompts > 0:
+            self.reference.to(pl_module.device)
+            prompts = spread_prompts([s.prompts for s in self.suites], self.kl.n_prompts)
+            kl = kl_to_reference(policy, self.reference, self.tokenizer, prompts, self.kl, seed=self.seed)
+            row |= {"eval/kl/token": kl["token"], "eval/kl/sequence": kl["sequence"]}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps({"step": trainer.global_step, "epoch": trainer.current_epoch, **row}) + "\n")
+        for logger in trainer.loggers:
+            logger.log_metrics(row, step=trainer.global_step)

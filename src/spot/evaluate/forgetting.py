@@ -1,0 +1,92 @@
+"""How far the trained policy drifted from the reference: KL(pi || pi_ref) on held-out prompts.
+
+The estimate samples y ~ pi(.|x) and averages log pi(y|x) - log pi_ref(y|x) over the samples, which is
+unbiased for KL(pi || pi_ref) only when y comes from pi itself: pure sampling at temperature 1 with no top-p or
+top-k truncation (the log-probs are those of the untempered model). Reported per sequence (the mean of the
+summed log-ratio) and per token (the summed log-ratio over the summed completion length).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from spot.chat import prompt_ids
+from spot.generation import Sampling, generate
+from spot.logps import sequence_logps
+
+
+@dataclass(frozen=True)
+class KLSettings:
+    n_prompts: int = 64  # held-out prompts, one sample each
+    max_new_tokens: int = 256
+    batch_size: int = 32
+    enable_thinking: bool | None = None
+
+    def sampling(self) -> Sampling:
+        return Sampling(max_new_tokens=self.max_new_tokens, temperature=1.0, top_p=1.0, top_k=0,
+                        batch_size=self.batch_size, enable_thinking=self.enable_thinking)
+
+
+def spread_prompts(prompt_lists: list[list[str]], n: int) -> list[str]:
+    """Up to n prompts taken round-robin from several suites, so every suite is represented."""
+    out, k = [], 0
+    while len(out) < n and any(k < len(p) for p in prompt_lists):
+        out += [p[k] for p in prompt_lists if k < len(p)][: n - len(out)]
+        k += 1
+    return out
+
+
+def sampled_sequences(tokenizer, prompts: list[str], completions: list[str], max_new_tokens: int,
+                      enable_thinking: bool | None) -> list[tuple[list[int], int]]:
+    """(prompt + completion ids, prompt length) per sample. Completions come back as text, so they are
+    re-tokenized; one shorter than the budget stopped at the end-of-sequence token, which is then part of
+    what was sampled. (Exact for character tokenizers; BPE re-tokenization can rarely differ.)"""
+    out = []
+    for prompt, completion in zip(prompts, completions):
+        p = prompt_ids(tokenizer, prompt, enable_thinking)
+        c = tokenizer(completion, add_special_tokens=False)["input_ids"]
+        if len(c) < max_new_tokens:
+            c = c + [tokenizer.eos_token_id]
+        out.append((p + c, len(p)))
+    return out
+
+
+def _batch(seqs: list[tuple[list[int], int]], pad_id: int, device) -> dict[str, torch.Tensor]:
+    width = max(len(ids) for ids, _ in seqs)
+    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(seqs), width), dtype=torch.long)
+    loss_mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, (ids, n_prompt) in enumerate(seqs):  # right padding: positions are those of the unpadded text
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention[row, : len(ids)] = 1
+        loss_mask[row, n_prompt : len(ids)] = 1
+    return {k: v.to(device) for k, v in
+            {"input_ids": input_ids, "attention_mask": attention, "loss_mask": loss_mask}.items()}
+
+
+@torch.no_grad()
+def kl_to_reference(policy, reference, tokenizer, prompts: list[str], settings: KLSettings = KLSettings(),
+                    seed: int = 0, progress: bool = False) -> dict[str, float]:
+    """{"sequence", "token", "n_samples", "mean_tokens"}: the KL estimate on one policy sample per prompt."""
+    prompts = prompts[: settings.n_prompts]
+    if not prompts:
+        return {}
+    completions = generate(policy, tokenizer, prompts, settings.sampling(), seed=seed, progress=progress,
+                           desc="kl samples")
+    seqs = sampled_sequences(tokenizer, prompts, completions, settings.max_new_tokens, settings.enable_thinking)
+    was_training = (policy.training, reference.training)
+    policy.eval(), reference.eval()
+    diffs, tokens = [], []
+    for s in range(0, len(seqs), settings.batch_size):
+        chunk = seqs[s : s + settings.batch_size]
+        lp, n_tok = sequence_logps(policy, **_batch(chunk, tokenizer.pad_token_id, next(policy.parameters()).device))
+        lr, _ = sequence_logps(reference, **_batch(chunk, tokenizer.pad_token_id,
+                                                   next(reference.parameters()).device))
+        diffs.append((lp - lr.to(lp.device)).double().cpu())  # (b,) summed log-ratio per sample
+        tokens.append(n_tok.double().cpu())
+    policy.train(was_training[0]), reference.train(was_training[1])
+    diff, n = torch.cat(diffs), torch.cat(tokens)
+    return {"sequence": float(diff.mean()), "token": float(diff.sum() / n.sum().clamp(min=1)),
+            "n_samples": len(seqs), "mean_tokens": float(n.mean())}
