@@ -71,6 +71,9 @@ def main(cfg: DictConfig) -> None:
     log.info("%d samples, %d correct (rft), %d wrong -> %d pairs (gamma %.2f), %d direct; drops %s; wrote %s",
              c["samples"], c["correct"], c["wrong"], c["pairs"], report["gamma"], c["direct"],
              report["drops"]["rectify"], cfg.out_dir)
+    if c["oracle_unavailable_this_run"]:
+        log.warning("%d Oracle calls failed after every retry (dropped as no_reply); rerun the same command to "
+                    "ask them again", c["oracle_unavailable_this_run"])
 
 
 if __name__ == "__main__":
