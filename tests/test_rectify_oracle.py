@@ -139,3 +139,26 @@ def test_useless_replies_come_back_with_a_reason(server, monkeypatch):
     errors = {r.error for r in asyncio.run(many())}
     assert {"no_markers", "empty"} <= errors  # and "wrong answer" ones come back with error None
     assert oracle.stats["attempts"] == 30
+
+
+def test_fake_server_command_line(tmp_path):
+    """The dry-run server as users start it: key from an environment variable, either header accepted."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    env = {**os.environ, "FAKE_KEY": KEY}
+    cmd = [sys.executable, "-m", "spot.rectify.fake_server", "--port", "0", "--require-key-env", "FAKE_KEY"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
+        body = {"model": "m", "messages": [{"role": "user", "content": f"## Problem\n{PROBLEM}"}]}
+        assert httpx.post(f"{url}/v1/messages", json=body, headers={"x-api-key": KEY}).status_code == 200
+        ok = httpx.post(f"{url}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {KEY}"})
+        assert ok.status_code == 200 and END in ok.json()["choices"][0]["message"]["content"]
+        assert httpx.post(f"{url}/v1/messages", json=body, headers={"x-api-key": "wrong"}).status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait()

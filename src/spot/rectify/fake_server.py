@@ -276,6 +276,7 @@ def main() -> None:
     ap.add_argument("--content-fault-rate", type=float, default=0.0)
     ap.add_argument("--timeout-sleep", type=float, default=3.0)
     ap.add_argument("--retry-after", type=float, default=0.2)
+    ap.add_argument("--batch-delay", type=float, default=0.5, help="seconds a Message Batch stays in progress")
     ap.add_argument("--require-key-env", default=None,
                     help="name of an environment variable holding the key the server demands")
     ap.add_argument("--answers", default=None,
@@ -284,9 +285,11 @@ def main() -> None:
     a = ap.parse_args()
     import os
 
-    settings = FakeSettings(a.latency, a.fault_rate, a.content_fault_rate, a.timeout_sleep, a.retry_after,
-                            os.environ[a.require_key_env] if a.require_key_env else None,
-                            load_answers(a.answers) if a.answers else {}, a.seed)
+    settings = FakeSettings(latency_s=a.latency, fault_rate=a.fault_rate, content_fault_rate=a.content_fault_rate,
+                            timeout_sleep_s=a.timeout_sleep, retry_after_s=a.retry_after,
+                            batch_delay_s=a.batch_delay, seed=a.seed,
+                            api_key=os.environ[a.require_key_env] if a.require_key_env else None,
+                            answers=load_answers(a.answers) if a.answers else {})
     with FakeServer(settings, a.port) as srv:
         print(f"fake Anthropic API listening on {srv.url}", flush=True)
         srv.serve_forever()
