@@ -1,0 +1,185 @@
+"""Runs side by side: read the metrics.json and curves of train.py (or evaluate.py) runs, make the table.
+
+A run is a directory with metrics.json; beside it, when present, train_log.jsonl (train/* and val/* per step),
+eval_log.jsonl (the evaluation callback's eval/* per step) and .hydra/config.yaml (what metrics.json does not
+record, such as an ablation's gamma or n_pairs). Runs that differ only in their seed form one row: the mean.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+METHOD_ORDER = ("sft", "rft", "sft_plus", "dpo", "reward_sft", "bce", "bco")  # the paper's table order
+PARAMS = ("method", "loss", "beta", "gamma", "n_pairs", "reward_shift", "lr", "data", "model", "experiment")
+GROUPS = ("in_domain", "ood", "prior")
+
+
+class ReportError(ValueError):
+    """Nothing to report on, or a run that cannot be read; the message names the path."""
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@dataclass
+class Run:
+    path: Path
+    metrics: dict
+    config: dict = field(default_factory=dict)
+    train_log: list[dict] = field(default_factory=list)
+    eval_log: list[dict] = field(default_factory=list)
+
+    @property
+    def params(self) -> dict:
+        """What distinguishes this run: metrics.json's run info, plus ablation keys from its Hydra config."""
+        info = dict(self.metrics.get("run", {}))
+        for key in ("gamma", "n_pairs"):
+            if key in self.config:
+                info[key] = self.config[key]
+        return {k: info.get(k) for k in PARAMS} | {"seed": info.get("seed")}
+
+    @property
+    def method(self) -> str:
+        return str(self.params["method"] or self.path.name)
+
+
+def load_run(path: Path) -> Run:
+    try:
+        metrics = json.loads((path / "metrics.json").read_text())
+    except json.JSONDecodeError as e:
+        raise ReportError(f"{path / 'metrics.json'}: not valid JSON ({e.msg}); did the run finish?") from None
+    if "trained" not in metrics:
+        raise ReportError(f"{path / 'metrics.json'}: no 'trained' scores; not a train.py/evaluate.py output")
+    cfg_file = path / ".hydra" / "config.yaml"
+    config = yaml.safe_load(cfg_file.read_text()) if cfg_file.exists() else {}
+    return Run(path, metrics, config or {}, read_jsonl(path / "train_log.jsonl"), read_jsonl(path / "eval_log.jsonl"))
+
+
+def find_runs(paths: list[Path]) -> list[Run]:
+    """Run directories given directly, or every run below a sweep directory (multirun/<date>/<time>)."""
+    dirs: list[Path] = []
+    for p in paths:
+        if not p.exists():
+            raise ReportError(f"{p} does not exist")
+        if (p / "metrics.json").exists():
+            dirs.append(p)
+            continue
+        found = sorted({m.parent for m in p.rglob("metrics.json")} - {p / "report"})
+        found = [d for d in found if not any(o != d and o in d.parents for o in found)]  # not a run's eval/
+        if not found:
+            raise ReportError(f"{p}: no metrics.json in it or below it (give a train.py run directory or a "
+                              "sweep directory such as multirun/<date>/<time>)")
+        dirs += found
+    return [load_run(d) for d in dirs]
+
+
+def _mean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def label_runs(runs: list[Run]) -> dict[str, list[Run]]:
+    """{row label: runs}. Runs differing only in seed share a row; a method that appears with several
+    settings gets them in its label, e.g. `bco (beta=0.05)`."""
+    by_setting: dict[tuple, list[Run]] = {}
+    for run in runs:
+        key = tuple(sorted((k, str(v)) for k, v in run.params.items() if k != "seed"))
+        by_setting.setdefault(key, []).append(run)
+    by_method: dict[str, list[tuple]] = {}
+    for key, group in by_setting.items():
+        by_method.setdefault(group[0].method, []).append(key)
+    labels: dict[str, list[Run]] = {}
+    for method, keys in by_method.items():
+        varying = [k for k in PARAMS if k != "method" and len({dict(key).get(k) for key in keys}) > 1]
+        for key in keys:
+            extra = ", ".join(f"{k}={dict(key)[k]}" for k in varying)
+            labels[f"{method} ({extra})" if extra else method] = by_setting[key]
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    return dict(sorted(labels.items(), key=lambda kv: (order.get(kv[1][0].method, len(order)), kv[0])))
+
+
+def table_rows(runs: list[Run]) -> list[dict]:
+    """Base row first (the mean of every run's base scores), then one row per label: group accuracies,
+    in-domain gain and forgetting (base prior minus trained prior), each averaged over the label's runs."""
+    rows = []
+    bases = [r.metrics["base"]["groups"] for r in runs if "base" in r.metrics]
+    if bases:
+        rows.append({"label": "Base", "method": "base", "runs": len(bases),
+                     **{g: _mean([b.get(g) for b in bases]) for g in GROUPS}})
+    for label, group in label_runs(runs).items():
+        trained = [r.metrics["trained"]["groups"] for r in group]
+        deltas = [r.metrics.get("delta", {}) for r in group]
+        rows.append({"label": label, **{k: v for k, v in group[0].params.items() if k != "seed"},
+                     "runs": len(group), **{g: _mean([t.get(g) for t in trained]) for g in GROUPS},
+                     "delta_in_domain": _mean([d.get("delta_in_domain") for d in deltas]),
+                     "delta_ood": _mean([d.get("delta_ood") for d in deltas]),
+                     "forgetting": _mean([d.get("forgetting") for d in deltas])})
+    return rows
+
+
+def format_markdown(rows: list[dict]) -> str:
+    """The paper-style table in percent: Base, then one row per method."""
+    def pct(v, signed=False):
+        return "-" if v is None else (f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}")
+
+    lines = ["| method | in-domain | OOD | prior | in-domain gain | forgetting | runs |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['label']} | {pct(r.get('in_domain'))} | {pct(r.get('ood'))} | {pct(r.get('prior'))} | "
+                     f"{pct(r.get('delta_in_domain'), True)} | {pct(r.get('forgetting'), True)} | {r['runs']} |")
+    return "\n".join(lines)
+
+
+CSV_COLUMNS = ("label", *PARAMS, "runs", *GROUPS, "delta_in_domain", "delta_ood", "forgetting")
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def curve_rows(runs: list[Run]) -> list[dict]:
+    """Long-format curves (label, run, step, metric, value) from train_log.jsonl and eval_log.jsonl."""
+    out = []
+    for label, group in label_runs(runs).items():
+        for run in group:
+            for row in run.train_log + run.eval_log:
+                out += [{"label": label, "run": str(run.path), "step": row["step"], "metric": k, "value": v}
+                        for k, v in row.items() if k not in ("step", "epoch") and isinstance(v, int | float)]
+    return out
+
+
+def write_report(runs: list[Run], out_dir: Path) -> dict[str, Path]:
+    """table.md, table.csv, curves.csv and the figures; returns {name: path}."""
+    from spot.evaluate.figures import plot_curves, plot_tradeoff
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = table_rows(runs)
+    written = {"table.md": out_dir / "table.md", "table.csv": out_dir / "table.csv",
+               "curves.csv": out_dir / "curves.csv", "runs.json": out_dir / "runs.json"}
+    written["table.md"].write_text(format_markdown(rows) + "\n")
+    write_csv(written["table.csv"], rows)
+    curves = curve_rows(runs)
+    with written["curves.csv"].open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=("label", "run", "step", "metric", "value"))
+        writer.writeheader()
+        writer.writerows(curves)
+    labels = {str(r.path): label for label, group in label_runs(runs).items() for r in group}
+    written["runs.json"].write_text(json.dumps(
+        [{"label": labels[str(r.path)], "path": str(r.path), **r.params} for r in runs], indent=2) + "\n")
+    written |= plot_tradeoff(rows, out_dir)
+    written |= plot_curves(curves, out_dir)
+    return written
