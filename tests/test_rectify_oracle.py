@@ -99,7 +99,9 @@ def test_a_429_pauses_every_call_for_retry_after(server, monkeypatch):
     async def run():
         server.draw_fault = lambda: "429"  # the first request is rate limited...
         first = asyncio.create_task(oracle.rectify(PROBLEM, STUDENT, "7"))
-        await asyncio.sleep(0.2)
+        while "429" not in server.stats_snapshot()["counts"]:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the 429 reaches the client
         server.draw_fault = lambda: None  # ...then the API is fine, but callers must still wait
         t0 = time.monotonic()
         await oracle.rectify(f"{PROBLEM}?", STUDENT, "7")
