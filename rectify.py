@@ -54,7 +54,7 @@ def rectify(cfg: DictConfig) -> dict:
     run_cfg = RectifyConfig(out_dir=cfg.out_dir, seed=cfg.seed, gamma=cfg.gamma, chunk_size=cfg.chunk_size,
                             direct=cfg.direct, with_reference=cfg.with_reference,
                             max_in_flight=cfg.oracle.max_in_flight, price=Price(**cfg.oracle.price),
-                            progress=cfg.progress)
+                            progress=cfg.progress, journal_dir=cfg.journal_dir)
     tokenize = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
     return run(items, sampler, tokenize, verifier, oracle, run_cfg, settings_of(cfg, oracle))
 

@@ -172,3 +172,23 @@ def test_every_rectify_config_composes(overrides):
     assert resolved["sampling"]["max_new_tokens"] == resolved["problems"]["max_new_tokens"]
     assert "api_key" not in json.dumps(resolved).replace("api_key_env", "")  # the key is never config
     assert resolved["oracle"]["backend"].get("max_in_flight", 64) == resolved["oracle"]["max_in_flight"]
+
+
+def test_another_gamma_reuses_the_journals(tmp_path):
+    """gamma=1.0 into another out_dir with the first run's journals: nothing is sampled or asked again."""
+    from spot.rectify.pipeline import RectifyConfig, run
+    from spot.rectify.problems import toy_items
+    from spot.rectify.verify import ToyVerifier
+    from spot.toy.oracle import ToyOracle
+
+    items = toy_items(n=40)
+    sampler = lambda prompts, seed: ["1+1=3\n#### 3"] * len(prompts)  # noqa: E731 - all wrong, all small edits
+    tokenize = lambda text: [ord(c) for c in text]  # noqa: E731
+    first = run(items, sampler, tokenize, ToyVerifier(), ToyOracle(),
+                RectifyConfig(out_dir=str(tmp_path / "a"), progress=False), {})
+    again = run(items, lambda *a: pytest.fail("sampled again"), tokenize, ToyVerifier(), ToyOracle(),
+                RectifyConfig(out_dir=str(tmp_path / "b"), gamma=1.0, journal_dir=str(tmp_path / "a/journal"),
+                              progress=False), {})
+    assert again["counts"]["oracle_calls_this_run"] == 0 and again["counts"]["sampled_this_run"] == 0
+    assert again["counts"]["pairs"] == again["counts"]["wrong"] > first["counts"]["pairs"]  # none too large
+    assert not (tmp_path / "b" / "journal").exists()

@@ -3,8 +3,8 @@
     python rectify.py                                    # toy world -> data/toy/
     python rectify.py model=hf model.path=Qwen/Qwen3-8B problems=gsm8k oracle=anthropic
 
-Stages 1 (sample) and 3 (Oracle) are journaled under `<out_dir>/journal/`; verify, filter and write are cheap
-and pure, so every run recomputes them from the journals. A rerun after a crash therefore redoes only
+Stages 1 (sample) and 3 (Oracle) are journaled under `journal_dir` (<out_dir>/journal/); verify, filter and
+write are cheap and pure, so every run recomputes them from the journals. A rerun after a crash therefore redoes only
 unjournaled work and writes the same files an uninterrupted run writes. Outputs in `<out_dir>/`:
     pairs.jsonl   {"prompt", "chosen" (y+), "rejected" (y-), "id", "answer", "r_lcs", "oracle"}
     rft.jsonl     {"prompt", "completion", "id", "answer"}   the policy's own correct samples
@@ -61,6 +61,7 @@ class RectifyConfig:
     max_in_flight: int = 64
     price: Price = field(default_factory=Price)
     progress: bool = True
+    journal_dir: str | None = None  # default <out_dir>/journal
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -116,7 +117,7 @@ def run(items: list[Item], sampler: Sampler, tokenize: Tokenize, verifier: Verif
     with other settings is refused rather than mixing two runs' records.
     """
     out, t_start, seconds = Path(cfg.out_dir), time.time(), {}
-    jdir = out / "journal"
+    jdir = Path(cfg.journal_dir) if cfg.journal_dir else out / "journal"
     jdir.mkdir(parents=True, exist_ok=True)
     settings = {**settings, "samples": {**settings.get("samples", {}), "problems": problems_digest(items),
                                         "seed": cfg.seed, "chunk_size": cfg.chunk_size}}
