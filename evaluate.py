@@ -39,15 +39,27 @@ def build_suites(node: DictConfig) -> list:
     out as itself rather than wrapped by Hydra, so it can be printed as one line."""
     from hydra.utils import instantiate
 
+    from spot.evaluate.benchmarks import BenchmarkError
     from spot.evaluate.suites import Suite
 
     # train.py's eval=toy holds one _target_ for all its suites; the files in conf/eval/ each add one entry
-    nodes = [node] if "_target_" in node else [node[k] for k in node]
+    nodes = {"": node} if "_target_" in node else {f".{k}": node[k] for k in node}
     suites = []
-    for n in nodes:
-        built = instantiate(n, _partial_=True)()
+    for key, n in nodes.items():
+        try:
+            built = instantiate(n, _partial_=True)()
+        except TypeError as e:  # an override naming a parameter the builder does not have
+            if "argument" not in str(e):
+                raise
+            raise BenchmarkError(f"eval.suites{key}: {e}") from None
         suites += [built] if isinstance(built, Suite) else list(built)
     return suites
+
+
+def fail(error: Exception) -> None:
+    """Bad input ends the run with one line on stderr and exit status 2, as train.py does."""
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
 
 
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
@@ -56,24 +68,27 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from spot.evaluate.benchmarks import BenchmarkError, adjust
+
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:  # suites first: a missing benchmark file is reported before torch and the model load
+        suites = adjust(build_suites(cfg.eval.suites), limit=cfg.limit, n_samples=cfg.n_samples,
+                        max_new_tokens=cfg.max_new_tokens)
+    except BenchmarkError as e:
+        fail(e)
+
     from spot.evaluate.checkpoints import CheckpointError
     from spot.evaluate.forgetting import KLSettings
     from spot.evaluate.run import EvalPlan, evaluate_model, log_to_wandb
     from spot.generation import Sampling
 
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
     thinking = cfg.model.get("enable_thinking")
+    plan = EvalPlan(model=cfg.model.path, base=cfg.base, dtype=cfg.model.dtype, seed=cfg.seed, device=cfg.device,
+                    sampling=Sampling(**cfg.sampling, enable_thinking=thinking),
+                    kl=KLSettings(**cfg.kl, enable_thinking=thinking) if cfg.kl else None, progress=cfg.progress)
     try:
-        suites = adjust(build_suites(cfg.eval.suites), limit=cfg.limit, n_samples=cfg.n_samples,
-                        max_new_tokens=cfg.max_new_tokens)
-        plan = EvalPlan(
-            model=cfg.model.path, base=cfg.base, dtype=cfg.model.dtype, seed=cfg.seed, device=cfg.device,
-            sampling=Sampling(**cfg.sampling, enable_thinking=thinking),
-            kl=KLSettings(**cfg.kl, enable_thinking=thinking) if cfg.kl else None, progress=cfg.progress)
         metrics = evaluate_model(plan, suites, out_dir)
-    except (BenchmarkError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    except (BenchmarkError, CheckpointError) as e:  # a scorer's missing dependency, a model that won't load
+        fail(e)
     log_to_wandb(metrics, out_dir, config=OmegaConf.to_container(cfg, resolve=True),
                  **OmegaConf.to_container(cfg.wandb, resolve=True))
     print_summary(metrics, out_dir)

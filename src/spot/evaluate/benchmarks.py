@@ -216,12 +216,13 @@ def ifeval_suite(name: str, path: str, group: str = "prior", loose: bool = False
                  n_samples=n_samples)
 
 
-def toy_suite(part: str, n: int, seed: int = 0, n_samples: int = 1) -> list[Suite]:
+def toy_suite(part: str, n: int, seed: int = 0, n_samples: int = 1, max_new_tokens: int | None = None
+              ) -> list[Suite]:
     """One part of the toy world's held-out suites: in_domain, ood, or prior (one suite per prior task)."""
     sizes = {"in_domain": (n, 0, 0), "ood": (0, n, 0), "prior": (0, 0, n)}
     if part not in sizes:
         raise BenchmarkError(f"toy suite part {part!r}: use in_domain, ood or prior")
-    suites = [s for s in toy_suites(*sizes[part], seed=seed) if s.group == part]
+    suites = [s for s in toy_suites(*sizes[part], seed=seed, max_new_tokens=max_new_tokens) if s.group == part]
     for s in suites:
         s.n_samples = n_samples
     return suites

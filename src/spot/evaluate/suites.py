@@ -42,8 +42,10 @@ def toy_test_problems(n: int, seed: int = 0, ood: bool = False) -> list:
     return [make_problem(rng, OOD if ood else IN_DOMAIN) for _ in range(n)]
 
 
-def toy_suites(n_in_domain: int = 1000, n_ood: int = 500, n_prior: int = 200, seed: int = 0) -> list[Suite]:
-    """The toy world's held-out suites: in-domain test, OOD, and one suite per prior task."""
+def toy_suites(n_in_domain: int = 1000, n_ood: int = 500, n_prior: int = 200, seed: int = 0,
+               max_new_tokens: int | None = None) -> list[Suite]:
+    """The toy world's held-out suites: in-domain test, OOD, and one suite per prior task. Each has a budget
+    that fits its answers; `max_new_tokens` replaces them all (quick checks on untrained models)."""
     test = toy_test_problems(n_in_domain, seed)
     ood = toy_test_problems(n_ood, seed, ood=True)
     suites = [
@@ -57,4 +59,6 @@ def toy_suites(n_in_domain: int = 1000, n_ood: int = 500, n_prior: int = 200, se
         items = [make_prior(rng, task) for _ in range(n_prior)]
         suites.append(Suite(f"toy_prior_{task}", "prior", [q for q, _ in items],
                             [extract_answer(c) for _, c in items], toy_exact_match, max_new_tokens=16))
+    for suite in suites if max_new_tokens else []:
+        suite.max_new_tokens = max_new_tokens
     return suites
