@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from spot.chat import completion_ids, prompt_ids
+from spot.speed.layout import LAYOUTS, layout_batch
 
 log = logging.getLogger(__name__)
 
@@ -112,17 +113,55 @@ class EpochShuffle(Sampler[int]):
         return self.n
 
 
+class LengthGroupedShuffle(EpochShuffle):
+    """EpochShuffle, then sorted by length inside windows of `group` batches, so a batch's rows are alike in
+    length and padding shrinks; batches still mix the whole data set across windows and epochs.
+
+    Like EpochShuffle the order depends on (seed, epoch) alone, so a resumed run sees the same batches.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, group: int = 32):
+        super().__init__(len(lengths), seed)
+        self.lengths, self.window = lengths, batch_size * group
+
+    def __iter__(self):
+        order = list(super().__iter__())
+        windows = [order[s : s + self.window] for s in range(0, len(order), self.window)]
+        return iter([i for w in windows for i in sorted(w, key=lambda i: -self.lengths[i])])
+
+
+class _WithReference(torch.utils.data.Dataset):
+    """Examples with their precomputed reference log-probs (one per sequence), or None when there are none."""
+
+    def __init__(self, examples: list, ref_logps: torch.Tensor | None):
+        self.examples, self.ref_logps = examples, ref_logps
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int):
+        return self.examples[i], None if self.ref_logps is None else self.ref_logps[i]
+
+
 class PairDataModule(L.LightningDataModule):
     """Loads a pair (or completion) file, tokenizes it with the chat template, masks prompts.
 
     With `pairs=True` a batch of B examples is 2B sequences, chosen first then rejected, so that the module
-    runs both through the model in one forward.
+    runs both through the model in one forward. `layout` (padded, packed, shared; spot.speed.layout) decides how
+    they are laid out in rows, `group_by_length` batches examples of similar length together. Once
+    `attach_reference` has been given precomputed reference log-probs (spot.refcache), every batch carries them
+    as `ref_logps` (2B,), in the same chosen-then-rejected order.
     """
 
     def __init__(self, path: str, tokenizer, pairs: bool, batch_size: int = 8, max_length: int = 512,
                  max_prompt_length: int = 256, val_fraction: float = 0.0, seed: int = 0,
-                 enable_thinking: bool | None = None, num_workers: int = 0, make_command: str = ""):
+                 enable_thinking: bool | None = None, num_workers: int = 0, make_command: str = "",
+                 layout: str = "padded", group_by_length: bool = False):
         super().__init__()
+        if layout not in LAYOUTS:
+            raise ValueError(f"speed.layout={layout!r}: use one of {', '.join(LAYOUTS)}")
+        self.layout, self.group_by_length = layout, group_by_length
+        self.ref_logps: dict[str, torch.Tensor | None] = {"train": None, "val": None}
         self.path, self.tokenizer, self.pairs = path, tokenizer, pairs
         self.batch_size, self.max_length, self.max_prompt_length = batch_size, max_length, max_prompt_length
         self.val_fraction, self.seed, self.enable_thinking = val_fraction, seed, enable_thinking
@@ -153,16 +192,36 @@ class PairDataModule(L.LightningDataModule):
         self.val_set = [examples[i] for i in order[:n_val]]
         self.train_set = [examples[i] for i in order[n_val:]]
 
-    def _collate(self, batch: list[list[tuple[list[int], int]]]) -> dict[str, torch.Tensor]:
-        # chosen of every example first, then rejected: the module splits the forward at B
-        flat = [ex[k] for k in range(len(batch[0])) for ex in batch]
-        return collate(flat, self.tokenizer.pad_token_id)
+    def attach_reference(self, split: str, ref_logps: torch.Tensor) -> None:
+        """Precomputed reference log-probs for `split` ("train" or "val"): (n examples, sequences per example)."""
+        examples = self.train_set if split == "train" else self.val_set
+        if ref_logps.shape[0] != len(examples):
+            raise ValueError(f"{split}: {ref_logps.shape[0]} reference rows for {len(examples)} examples")
+        self.ref_logps[split] = ref_logps
+
+    def _collate(self, batch: list[tuple[list[tuple[list[int], int]], torch.Tensor | None]]) -> dict:
+        examples = [ex for ex, _ in batch]
+        if self.layout == "padded":
+            # chosen of every example first, then rejected: the module splits the forward at B
+            flat = [ex[k] for k in range(len(examples[0])) for ex in examples]
+            out = collate(flat, self.tokenizer.pad_token_id)
+        else:
+            out = layout_batch(examples, self.tokenizer.pad_token_id, self.layout)
+        if batch[0][1] is not None:
+            out["ref_logps"] = torch.stack([ref for _, ref in batch]).t().flatten()  # (2B,) chosen, then rejected
+        return out
+
+    def _sampler(self) -> Sampler[int]:
+        if not self.group_by_length:
+            return EpochShuffle(len(self.train_set), self.seed)
+        lengths = [sum(len(ids) for ids, _ in ex) for ex in self.train_set]
+        return LengthGroupedShuffle(lengths, self.batch_size, self.seed)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.batch_size,
-                          sampler=EpochShuffle(len(self.train_set), self.seed),
-                          collate_fn=self._collate, num_workers=self.num_workers, drop_last=False)
+        return DataLoader(_WithReference(self.train_set, self.ref_logps["train"]), batch_size=self.batch_size,
+                          sampler=self._sampler(), collate_fn=self._collate, num_workers=self.num_workers,
+                          drop_last=False)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.batch_size, collate_fn=self._collate,
-                          num_workers=self.num_workers)
+        return DataLoader(_WithReference(self.val_set, self.ref_logps["val"]), batch_size=self.batch_size,
+                          collate_fn=self._collate, num_workers=self.num_workers)

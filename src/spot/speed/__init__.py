@@ -1,0 +1,4 @@
+"""Speed and scale: batch layouts with less padding (layout.py) and DeepSpeed helpers (deepspeed.py).
+
+Reference log-probs precomputed once and cached live in spot.refcache; the completion-only LM head in spot.logps.
+"""
