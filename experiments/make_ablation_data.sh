@@ -6,7 +6,8 @@
 # and point the experiments' data.path at the printed directories.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python rectify.py gamma=1.0 out_dir=data/toy_all "$@"
+# journal_dir: reuse the main run's samples and Oracle replies (data/toy/), so only the filter changes
+python rectify.py gamma=1.0 out_dir=data/toy_all journal_dir=data/toy/journal "$@"
 for g in 0.2 0.4 0.6 1.0; do
   python experiments/derive_pairs.py data/toy_all/pairs.jsonl --gamma "$g" --out "data/toy_gamma$g/pairs.jsonl"
 done

@@ -27,9 +27,9 @@ def plot_tradeoff(rows: list[dict], out_dir: Path) -> dict[str, Path]:
     """In-domain gain against forgetting, one point per method row: up and to the left is better."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
     points = [r for r in rows if r["label"] != "Base" and r.get("delta_in_domain") is not None]
-    for r in points:
+    for i, r in enumerate(points):
         x, y = 100 * (r.get("forgetting") or 0.0), 100 * r["delta_in_domain"]
-        ax.scatter(x, y, s=40)
+        ax.scatter(x, y, s=40, color=f"C{i % 10}")
         ax.annotate(r["label"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.axhline(0, color="grey", lw=0.8, ls="--")
     ax.axvline(0, color="grey", lw=0.8, ls="--")
@@ -51,12 +51,14 @@ def _series(curves: list[dict], metric: str) -> dict[str, tuple[list[int], list[
 
 
 def _panels(curves: list[dict], panels, path: Path, ncols: int = 2):
+    # one colour per label in every panel and figure: labels keep the report's row order
+    colours = {label: f"C{i % 10}" for i, label in enumerate(dict.fromkeys(c["label"] for c in curves))}
     nrows = (len(panels) + ncols - 1) // ncols
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.6 * nrows), squeeze=False)
     for ax, (metric, title) in zip(axes.flat, panels):
         series = _series(curves, metric)
         for label, (steps, values) in series.items():
-            ax.plot(steps, values, marker="." if len(steps) < 30 else None, label=label)
+            ax.plot(steps, values, marker="." if len(steps) < 30 else None, label=label, color=colours[label])
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step")
         if series:
