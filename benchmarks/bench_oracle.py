@@ -12,6 +12,10 @@ journal with group-commit fsync, progress accounting) on fresh problems:
     +faults       the same with --fault-rate of requests failing (429 with retry-after, 500, 529, timeouts,
                   malformed bodies), every one retried until it succeeds
 bound = in_flight / latency; ratio = calls/s / bound. client ms/call is this process's CPU per call.
+With faults the plain bound does not hold by design: a timeout holds its slot for the client's 1 s timeout
+(5x a normal call) and every 429 pauses all calls for its retry-after (0.05 s), as the real API asks.
+At 64 in flight the anthropic SDK needs ~2-2.5 ms of CPU a call, i.e. most of a core at 320 calls/s: on a
+machine whose cores are busy with other work the SDK rows fall short of the bound by that much.
 """
 
 from __future__ import annotations

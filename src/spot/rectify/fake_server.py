@@ -15,7 +15,9 @@ Faults, for retry and crash tests:
   529 overloaded, a response slower than the client's timeout, or a malformed body. Clients retry these.
 - `content_fault_rate`: that fraction of prompts, chosen by a hash of the prompt (so the same on every
   attempt and every run), gets a well-formed reply that is useless: no markers, empty, or a wrong answer.
-The key is accepted in `x-api-key` or `Authorization: Bearer`; GET /_stats returns counters.
+The key is accepted in `x-api-key` or `Authorization: Bearer`; GET /_stats returns counters. Message Batches
+(POST /v1/messages/batches, GET .../{id}, GET .../{id}/results) answer every request at once and report the
+batch ended after `batch_delay_s`; `fault_rate` of a batch's requests come back errored.
 """
 
 from __future__ import annotations
