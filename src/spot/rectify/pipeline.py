@@ -119,8 +119,11 @@ def run(items: list[Item], sampler: Sampler, tokenize: Tokenize, verifier: Verif
     out, t_start, seconds = Path(cfg.out_dir), time.time(), {}
     jdir = Path(cfg.journal_dir) if cfg.journal_dir else out / "journal"
     jdir.mkdir(parents=True, exist_ok=True)
-    settings = {**settings, "samples": {**settings.get("samples", {}), "problems": problems_digest(items),
-                                        "seed": cfg.seed, "chunk_size": cfg.chunk_size}}
+    policy = settings.get("samples", {})
+    if all(it.completion is not None for it in items):
+        policy = {}  # completions came with the problems: the policy (only its tokenizer is used) is free to change
+    settings = {**settings, "samples": {**policy, "problems": problems_digest(items), "seed": cfg.seed,
+                                        "chunk_size": cfg.chunk_size}}
     check_manifest(jdir / "manifest.json", settings)
 
     t = time.time()
