@@ -4,6 +4,8 @@
     python train.py loss=dpo loss.beta=0.05
     python train.py -m loss=bco,dpo,bce loss.beta=0.05,0.1
     python train.py -m experiment=toy_table          # Base/SFT/RFT/SFT+/DPO/BCE/BCO at toy scale
+    python train.py trainer=deepspeed_zero2 model=hf model.path=Qwen/Qwen3-8B speed.layout=packed \
+        speed.gradient_checkpointing=true           # 8 GPUs; multi-node commands: benchmarks/README.md
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def main(cfg: DictConfig) -> float | None:
     from spot.losses import RewardShift
     from spot.models import ModelLoadError, load_model, load_tokenizer
     from spot.module import OptimConfig, SPoTModule, loss_needs
+    from spot.refcache import ReferenceLogps
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     L.seed_everything(cfg.seed, workers=True)
@@ -40,23 +43,31 @@ def main(cfg: DictConfig) -> float | None:
     needs_reference, needs_pairs, needs_shift = loss_needs(loss_fn)
     data_cfg = OmegaConf.to_container(cfg.data)
     datamodule = PairDataModule(tokenizer=tokenizer, pairs=needs_pairs, seed=cfg.seed,
-                                enable_thinking=cfg.model.enable_thinking, **data_cfg)
+                                enable_thinking=cfg.model.enable_thinking, layout=cfg.speed.layout,
+                                group_by_length=cfg.speed.group_by_length, **data_cfg)
     try:
         datamodule.setup("fit")
     except (DataError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     policy = load_model(cfg.model.path, cfg.model.dtype)
-    reference = load_model(cfg.model.path, cfg.model.dtype) if needs_reference else None
+    if cfg.speed.gradient_checkpointing:
+        policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    # Precomputed: the policy, still at its initial weights, scores the reference log-probs before training
+    # (spot.refcache), so the reference model is never loaded.
+    precompute = needs_reference and cfg.speed.precompute_reference
+    reference = load_model(cfg.model.path, cfg.model.dtype) if needs_reference and not precompute else None
     module = SPoTModule(
         policy, loss_fn, reference=reference,
         reward_shift=RewardShift(**cfg.reward_shift) if needs_shift else None,
-        optim=OptimConfig(**{**cfg.optim, "betas": tuple(cfg.optim.betas)}),
+        optim=OptimConfig(**{**cfg.optim, "betas": tuple(cfg.optim.betas)}), precomputed_reference=precompute,
     )
 
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in cfg.trainer.get("callbacks") or []]
     callbacks.append(StepLog(out_dir / "train_log.jsonl"))
+    if precompute:
+        callbacks.append(ReferenceLogps(cfg.speed.reference_cache_dir))
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(out_dir))
     if logger:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

@@ -11,6 +11,7 @@ import torch
 
 from spot.logps import sequence_logps
 from spot.losses import LossOutput, RewardShift, SequenceLogps, implicit_rewards
+from spot.speed.deepspeed import adamw_class, prepare_reference
 
 
 @dataclass(frozen=True)
@@ -36,16 +37,23 @@ class SPoTModule(L.LightningModule):
     The reference model is held outside the module tree (a plain attribute, not a submodule): the optimizer,
     the checkpoint and DeepSpeed never see it, it stays in eval mode without gradients, and it is only run when
     the loss declares `needs_reference`. BCO's reward shift is a submodule of buffers, so it is checkpointed.
+
+    With `precomputed_reference=True` there is no reference model at all: every batch must carry `ref_logps`
+    (spot.refcache fills them before training), and a batch without them is an error, never a silent fallback.
+    A batch that carries them is scored with them even when a reference model is present.
     """
 
     def __init__(self, policy: torch.nn.Module, loss_fn, reference: torch.nn.Module | None = None,
-                 reward_shift: RewardShift | None = None, optim: OptimConfig = OptimConfig()):
+                 reward_shift: RewardShift | None = None, optim: OptimConfig = OptimConfig(),
+                 precomputed_reference: bool = False):
         super().__init__()
         self.policy, self.loss_fn, self.optim = policy, loss_fn, optim
         self.needs_reference, self.needs_pairs, self.needs_shift = loss_needs(loss_fn)
         self.beta = getattr(loss_fn, "keywords", {}).get("beta", 0.0)
-        if self.needs_reference and reference is None:
-            raise ValueError("this loss needs a reference model; none was given")
+        self.precomputed_reference = precomputed_reference and self.needs_reference
+        if self.needs_reference and reference is None and not self.precomputed_reference:
+            raise ValueError("this loss needs a reference model or precomputed reference log-probs; "
+                             "neither was given")
         if self.needs_shift and reward_shift is None:
             reward_shift = RewardShift()
         self.reward_shift = reward_shift if self.needs_shift else None
@@ -55,16 +63,22 @@ class SPoTModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self.policy.train()  # from_pretrained returns eval mode, and Lightning keeps modules' modes
-        if self.reference is not None:
-            self.reference.to(self.device)
+        if self.reference is not None:  # on the device, or sharded for inference under ZeRO-3
+            object.__setattr__(self, "reference", prepare_reference(self.reference, self.trainer.strategy,
+                                                                    self.device))
 
     def forward_logps(self, batch: dict[str, torch.Tensor]) -> SequenceLogps:
-        """Policy (and reference) log-probs; with pairs the batch holds B chosen rows then B rejected rows."""
-        n_rows = batch["input_ids"].shape[0]
-        b = n_rows // 2 if self.needs_pairs else n_rows
+        """Policy (and reference) log-probs; with pairs the batch holds B chosen then B rejected sequences."""
+        batch = dict(batch)
+        ref = batch.pop("ref_logps", None)  # (N,) precomputed reference log-probs, when attached
         logp, n_tok = sequence_logps(self.policy, **batch)  # (N,), (N,)
-        ref = None
-        if self.needs_reference:
+        b = logp.shape[0] // 2 if self.needs_pairs else logp.shape[0]
+        if not self.needs_reference:
+            ref = None
+        elif ref is None and self.reference is None:
+            raise RuntimeError("precomputed_reference=True but this batch carries no ref_logps: attach them "
+                               "with spot.refcache.ReferenceLogps (train.py does when speed.precompute_reference)")
+        elif ref is None:
             with torch.no_grad():
                 ref, _ = sequence_logps(self.reference, **batch)
         pairs = self.needs_pairs
@@ -122,9 +136,10 @@ class SPoTModule(L.LightningModule):
     def configure_optimizers(self):
         decay = [p for p in self.policy.parameters() if p.requires_grad and p.ndim >= 2]
         no_decay = [p for p in self.policy.parameters() if p.requires_grad and p.ndim < 2]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.optim.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}],
-                                lr=self.optim.lr, betas=tuple(self.optim.betas))
+        adamw = adamw_class(self.trainer.strategy)  # DeepSpeedCPUAdam when DeepSpeed offloads the optimizer
+        opt = adamw([{"params": decay, "weight_decay": self.optim.weight_decay},
+                     {"params": no_decay, "weight_decay": 0.0}],
+                    lr=self.optim.lr, betas=tuple(self.optim.betas))
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(total * self.optim.warmup_ratio)
         floor = self.optim.min_lr_ratio
