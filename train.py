@@ -65,6 +65,7 @@ def main(cfg: DictConfig) -> float | None:
 
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in cfg.trainer.get("callbacks") or []]
+    callbacks += [instantiate(c) for c in cfg.eval.get("callbacks") or []]  # e.g. eval=toy_curves
     callbacks.append(StepLog(out_dir / "train_log.jsonl"))
     if precompute:
         callbacks.append(ReferenceLogps(cfg.speed.reference_cache_dir))
@@ -78,7 +79,7 @@ def main(cfg: DictConfig) -> float | None:
     run_info = {"method": cfg.method_name, "loss": HydraConfig.get().runtime.choices.loss,
                 "beta": cfg.loss.get("beta"), "data": cfg.data.path, "model": cfg.model.path,
                 "lr": cfg.optim.lr, "seed": cfg.seed, "reward_shift": cfg.reward_shift.mode,
-                "experiment": cfg.experiment_name}
+                "experiment": cfg.experiment_name, "gamma": cfg.get("gamma"), "n_pairs": cfg.get("n_pairs")}
     metrics = fit_and_evaluate(
         module, datamodule, trainer, tokenizer, suites, sampling, out_dir, run_info,
         base_cache=Path(".cache/spot/base_eval") / f"{key}.json" if key else None,

@@ -44,7 +44,7 @@ def base_cache_key(model_dir: str, suites: list[Suite], sampling: Sampling, seed
     for w in weights:
         h.update(w.read_bytes())
     for s in suites:
-        h.update(json.dumps([s.name, s.max_new_tokens, s.prompts, s.answers]).encode())
+        h.update(json.dumps([s.name, s.max_new_tokens, s.n_samples, s.prompts, s.answers]).encode())
     h.update(json.dumps([repr(sampling), seed]).encode())
     return h.hexdigest()[:20]
 
