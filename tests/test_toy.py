@@ -7,6 +7,7 @@ import pytest
 
 from spot.toy.oracle import ToyOracle, surgical_edit
 from spot.toy.tasks import (
+    FACTS,
     IN_DOMAIN,
     OOD,
     Problem,
@@ -61,6 +62,12 @@ def test_oracle_interface_rectify_solve_and_unreadable_problem():
 
 def test_prior_tasks_and_answer_extraction():
     rng = random.Random(0)
+    q, c = make_prior(rng, "next")
+    assert int(extract_answer(c)) == int(q.removeprefix("What number comes after ").rstrip("?")) + 1
+    q, c = make_prior(rng, "first")
+    assert extract_answer(c) == q.removeprefix("What is the first letter of ").rstrip("?")[0]
+    q, c = make_prior(rng, "fact")
+    assert (q.split()[3], extract_answer(c)) in FACTS and len(dict(FACTS)) == 32
     q, c = make_prior(rng, "reverse")
     word = q.removeprefix("Reverse the word ").rstrip(".")
     assert extract_answer(c) == word[::-1]

@@ -128,9 +128,37 @@ def _word(rng: random.Random, lo: int = 3, hi: int = 7) -> str:
     return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(lo, hi)))
 
 
+FOODS = ["plums", "rice", "moss", "figs", "kelp", "corn", "nuts", "seeds"]
+
+
+def _facts() -> list[tuple[str, str]]:
+    """32 invented facts ("the blick eats figs"): closed-book knowledge the base memorises in pretraining."""
+    rng = random.Random("spot-toy/facts")
+    names: list[str] = []
+    while len(names) < 32:
+        name = "".join(rng.choice("bdfgklmnprstvz") + rng.choice("aeiou") for _ in range(2))
+        if name not in names:
+            names.append(name)
+    return [(name, rng.choice(FOODS)) for name in names]
+
+
+FACTS = _facts()
+
+
+def fact_example(name: str, food: str) -> tuple[str, str]:
+    return f"What does the {name} eat?", f"{ANSWER_MARK}{food}"
+
+
 def make_prior(rng: random.Random, task: str) -> tuple[str, str]:
     """One prior-knowledge example as (prompt, completion)."""
+    if task == "fact":
+        return fact_example(*rng.choice(FACTS))
+    if task == "next":
+        n = rng.randint(0, 998)
+        return f"What number comes after {n}?", f"{ANSWER_MARK}{n + 1}"
     word = _word(rng)
+    if task == "first":
+        return f"What is the first letter of {word}?", f"{ANSWER_MARK}{word[0]}"
     if task == "reverse":
         return f"Reverse the word {word}.", f"{ANSWER_MARK}{word[::-1]}"
     if task == "sort":
@@ -138,10 +166,14 @@ def make_prior(rng: random.Random, task: str) -> tuple[str, str]:
     if task == "count":
         letter = rng.choice(word) if rng.random() < 0.8 else rng.choice(string.ascii_lowercase)
         return f"Count the letter {letter} in {word}.", f"{ANSWER_MARK}{word.count(letter)}"
-    raise ValueError(f"unknown prior task {task!r}; known: reverse, sort, count")
+    raise ValueError(f"unknown prior task {task!r}; known: {', '.join(PRIOR_TASKS + HARD_PRIOR_TASKS)}")
 
 
-PRIOR_TASKS = ("reverse", "sort", "count")
+# What the shipped base knows and post-training must keep: a memorised fact table, the number after n, the
+# first letter of a word. Reverse, sort and count need letter-level copying that the 0.8M model did not learn
+# in its pretraining budget (0% on reverse and sort after 800 steps), so they are kept for larger bases only.
+PRIOR_TASKS = ("fact", "next", "first")
+HARD_PRIOR_TASKS = ("reverse", "sort", "count")
 
 
 def extract_answer(completion: str) -> str | None:
