@@ -1,0 +1,361 @@
+"""Pair training throughput, peak memory and losses: this project (BCO, DPO, BCE) against TRL's DPOTrainer
+(loss_type sigmoid = DPO, bco_pair = BCE), same model, pairs, batch size, optimizer and steps (issue #5).
+
+    python benchmarks/bench_train.py                                  # 3 models x 5 rows, ~30 min on 2 cores
+    python benchmarks/bench_train.py --models toy-5m --steps 6 --ablation
+    python benchmarks/bench_train.py --models toy-5m --steps 3 --rows spot:dpo,trl:sigmoid   # a quick look
+
+Each row runs in its own subprocess, so its peak RSS (ru_maxrss) is its own. Both trainers start from the same
+saved weights, see the same pairs in the same order (TRL with train_sampling_strategy=sequential, fed in the
+order this project's sampler draws), use AdamW (betas 0.9/0.95, no weight decay), a constant learning rate and
+gradient clipping at 1.0 in float32, so their per-step losses must agree: DPO with TRL's sigmoid, BCE with TRL's
+bco_pair. BCO equals BCE at step 1 (its reward shift starts at 0) and differs after, by design.
+
+Rows of this project run as its defaults for speed: reference log-probs precomputed by the policy before
+training (their time is the "ref pass" column, not in pairs/s), and the `shared` layout (each pair's common
+prefix once, no padding between sequences). TRL runs its defaults: a live reference model, padded batches.
+`--ablation` adds rows that switch this project's levers off one at a time, TRL with its own
+precompute_ref_log_probs, and TRL with its shipped defaults (bf16 autocast and gradient checkpointing, which the
+float32 comparison rows turn off), to show where the time goes.
+
+Data: real GSM8K problems (../shared/data/gsm8k), the reference solution as chosen and a model's wrong solution
+as rejected, cut to --max-chars per answer; the models use a character tokenizer (one token per character), the
+152k-vocabulary model the same characters padded with unused entries to Qwen's 151,936 (the LM head, not the
+text, is what makes that model's memory and time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "example_model_solutions.jsonl"
+MODELS = {  # Qwen3 configs; `vocab` pads the character vocabulary with unused entries
+    "toy-5m": dict(hidden_size=256, num_layers=6, num_heads=4, num_kv_heads=2, intermediate_size=768),
+    "toy-20m": dict(hidden_size=512, num_layers=6, num_heads=8, num_kv_heads=4, intermediate_size=1536),
+    "vocab-152k": dict(hidden_size=256, num_layers=4, num_heads=4, num_kv_heads=2, intermediate_size=768,
+                       vocab=151_936),
+    "micro": dict(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64),  # tests
+}
+DEFAULT_MODELS = "toy-5m,toy-20m,vocab-152k"
+ROWS = ["spot:bco", "spot:dpo", "spot:bce", "trl:sigmoid", "trl:bco_pair"]
+ABLATION = ["spot:dpo:live+padded", "spot:dpo:padded", "spot:dpo:packed", "trl:sigmoid:precompute",
+            "trl:sigmoid:defaults"]
+SAME_LOSS = {"dpo": "sigmoid", "bce": "bco_pair", "bco": "bco_pair"}  # the TRL row a loss is checked against
+BETA, LR = 0.1, 1e-5
+
+
+def gsm8k_pairs(n: int, max_chars: int) -> list[dict]:
+    """(question, reference solution, first wrong model solution), answers cut to max_chars."""
+    if not GSM8K.exists():
+        sys.exit(f"error: {GSM8K} not found (the shared GSM8K data; see ../shared/data/README.md)")
+    pairs = []
+    for line in GSM8K.read_text().splitlines():
+        row = json.loads(line)
+        wrong = [v["solution"] for v in row.values() if isinstance(v, dict) and not v["is_correct"]]
+        if wrong:
+            pairs.append({"prompt": row["question"], "chosen": row["ground_truth"][:max_chars],
+                          "rejected": wrong[0][:max_chars]})
+        if len(pairs) == n:
+            break
+    return pairs
+
+
+def build_model_dir(name: str, out: Path) -> None:
+    """A Qwen3 model with random weights and its character tokenizer, saved like a real checkpoint."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from spot.toy.model import CHARS, CHAT_TEMPLATE, SPECIALS, build_model
+
+    spec = dict(MODELS[name])
+    vocab_size = spec.pop("vocab", len(SPECIALS) + len(CHARS))
+    tokens = SPECIALS + CHARS + [f"<unused{i}>" for i in range(vocab_size - len(SPECIALS) - len(CHARS))]
+    core = Tokenizer(models.WordLevel({t: i for i, t in enumerate(tokens)}, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
+    tok.chat_template = CHAT_TEMPLATE
+    model = build_model(tok, max_positions=4096, **spec)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+
+
+def training_order(model_dir: Path, pairs_path: Path, batch: int) -> list[int]:
+    """The file rows in the order this project's data module feeds them at epoch 0 (TRL is given the same)."""
+    from spot.data import PairDataModule, encode
+    from spot.models import load_tokenizer
+
+    tok = load_tokenizer(str(model_dir))
+    dm = PairDataModule(str(pairs_path), tok, pairs=True, batch_size=batch, max_length=8192,
+                        max_prompt_length=8192)
+    dm.setup()
+    rows = [json.loads(line) for line in pairs_path.read_text().splitlines()]
+    index = {tuple(encode(tok, r["prompt"], r["chosen"], 8192, 8192)[0]): i for i, r in enumerate(rows)}
+    sampler = dm.train_dataloader().sampler
+    sampler.set_epoch(0)
+    return [index[tuple(dm.train_set[i][0][0])] for i in sampler]
+
+
+def run_row(row: str, model_dir: Path, data_dir: Path, args) -> dict:
+    spec = {"row": row, "model_dir": str(model_dir), "data_dir": str(data_dir), "steps": args.steps,
+            "batch": args.batch, "threads": args.threads}
+    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
+                          text=True, timeout=args.timeout)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        return {"row": row, "error": (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]}
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+# ----------------------------------------------------------------------------------------------- the workers
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def rss_now_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def spot_worker(spec: dict, loss: str, options: set[str]) -> dict:
+    """This project's real training path: PairDataModule, SPoTModule and ReferenceLogps under a Lightning Trainer."""
+    import functools
+
+    import lightning as L
+
+    from spot import losses
+    from spot.data import PairDataModule
+    from spot.models import load_model, load_tokenizer
+    from spot.module import OptimConfig, SPoTModule
+    from spot.refcache import ReferenceLogps
+
+    live = "live" in options
+    layout = next((o for o in ("padded", "packed", "shared") if o in options), "shared")
+    fn = functools.partial(getattr(losses, loss), beta=BETA)
+    module = SPoTModule(load_model(spec["model_dir"]), fn,
+                        reference=load_model(spec["model_dir"]) if live else None,
+                        reward_shift=losses.RewardShift() if fn.func.needs_shift else None,
+                        optim=OptimConfig(lr=LR, betas=(0.9, 0.95), weight_decay=0.0, warmup_ratio=0.0,
+                                          min_lr_ratio=1.0),
+                        precomputed_reference=not live)
+    dm = PairDataModule(str(Path(spec["data_dir"]) / "pairs.jsonl"), load_tokenizer(spec["model_dir"]),
+                        pairs=True, batch_size=spec["batch"], max_length=8192, max_prompt_length=8192,
+                        layout=layout)
+    record = {"times": [], "cpu": [], "losses": [], "slots": []}
+
+    class Timer(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            record["rss_start_mb"], record["t0"], record["c0"] = rss_now_mb(), time.perf_counter(), time.process_time()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            record["times"].append(time.perf_counter())
+            record["cpu"].append(time.process_time())
+            record["losses"].append(float(outputs["loss"]))
+            record["slots"].append(batch["input_ids"].numel())
+
+    with tempfile.TemporaryDirectory() as cache:
+        refs = ReferenceLogps(cache)
+        L.Trainer(accelerator="cpu", devices=1, max_steps=spec["steps"], gradient_clip_val=1.0, logger=False,
+                  enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                  num_sanity_val_steps=0, limit_val_batches=0, callbacks=[Timer(), refs]).fit(module, dm)
+    record["ref_pass_s"] = refs.report.get("train", {}).get("seconds")
+    return record
+
+
+def trl_worker(spec: dict, loss: str, options: set[str]) -> dict:
+    """TRL's DPOTrainer as its documentation sets it up, with an explicit reference model (built from a saved
+    config, it would otherwise try to download one), or with precompute_ref_log_probs under --ablation."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, TrainerCallback
+    from trl import DPOConfig, DPOTrainer
+
+    from spot.chat import prompt_text
+    from spot.models import load_tokenizer
+
+    tok = load_tokenizer(spec["model_dir"])
+    rows = [json.loads(line) for line in (Path(spec["data_dir"]) / "pairs_in_order.jsonl").read_text().splitlines()]
+    # the prompt as this project renders it (chat template, no tokenization difference for a character tokenizer)
+    data = Dataset.from_list([{"prompt": prompt_text(tok, r["prompt"]), "chosen": r["chosen"],
+                               "rejected": r["rejected"]} for r in rows])
+    precompute = "precompute" in options
+    # TRL's DPOConfig defaults to bf16 autocast and gradient checkpointing; the comparison is float32 without
+    # checkpointing on both sides, unless the row asks for TRL's defaults
+    shipped = {} if "defaults" in options else {"bf16": False, "gradient_checkpointing": False}
+    record = {"times": [], "cpu": [], "losses": [], "slots": []}
+
+    class Recording(DPOTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            record["losses"].append(float(out[0] if return_outputs else out))
+            record["slots"].append(inputs["input_ids"].numel())
+            return out
+
+    class Timer(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            record["rss_start_mb"], record["t0"], record["c0"] = rss_now_mb(), time.perf_counter(), time.process_time()
+
+        def on_step_end(self, args, state, control, **kw):
+            record["times"].append(time.perf_counter())
+            record["cpu"].append(time.process_time())
+
+    with tempfile.TemporaryDirectory() as out:
+        config = DPOConfig(output_dir=out, per_device_train_batch_size=spec["batch"], max_steps=spec["steps"],
+                           learning_rate=LR, lr_scheduler_type="constant", warmup_steps=0, adam_beta1=0.9,
+                           adam_beta2=0.95, weight_decay=0.0, max_grad_norm=1.0, beta=BETA, loss_type=[loss],
+                           max_length=None, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
+                           train_sampling_strategy="sequential", disable_tqdm=True, seed=0,
+                           precompute_ref_log_probs=precompute, **shipped)
+        t0 = time.perf_counter()
+        trainer = Recording(model=AutoModelForCausalLM.from_pretrained(spec["model_dir"]),
+                            ref_model=None if precompute else AutoModelForCausalLM.from_pretrained(spec["model_dir"]),
+                            args=config, train_dataset=data, processing_class=tok, callbacks=[Timer()])
+        record["ref_pass_s"] = round(time.perf_counter() - t0, 1) if precompute else None  # includes tokenizing
+        trainer.train()
+    return record
+
+
+def worker(spec: dict) -> None:
+    import torch
+
+    if spec["threads"]:
+        torch.set_num_threads(spec["threads"])
+    trainer, loss, *rest = spec["row"].split(":")
+    options = set(rest[0].split("+")) if rest else set()
+    record = (spot_worker if trainer == "spot" else trl_worker)(spec, loss, options)
+    times, cpu = [record["t0"], *record["times"]], [record["c0"], *record["cpu"]]
+    result = {"row": spec["row"], "step_s": [b - a for a, b in zip(times, times[1:])],
+              "cpu_s": [b - a for a, b in zip(cpu, cpu[1:])], "losses": record["losses"], "slots": record["slots"],
+              "ref_pass_s": record["ref_pass_s"], "rss_start_mb": record["rss_start_mb"],
+              "peak_rss_mb": peak_rss_mb(), "threads": torch.get_num_threads()}
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+# ----------------------------------------------------------------------------------------------- the table
+
+def baseline_row(row: str) -> str:
+    trainer, loss = row.split(":")[:2]
+    return f"trl:{loss}" if trainer == "trl" else f"trl:{SAME_LOSS[loss]}"
+
+
+def best_of(repeats: list[dict], batch: int) -> dict:
+    """One row from its repeats: pairs/s from the median step time (step 1, a one-off warm-up, left out), best
+    repeat kept (the machine is shared: slower repeats measure other people's jobs); CPU time the same way."""
+    ok = [r for r in repeats if "error" not in r]
+    if not ok:
+        return repeats[0]
+    median = lambda xs: statistics.median(xs[1:] or xs)
+    best = dict(max(ok, key=lambda r: batch / median(r["step_s"])))
+    best["pairs_s"] = batch / median(best["step_s"])
+    best["pairs_cpu_s"] = max(batch / median(r["cpu_s"]) for r in ok)
+    best["peak_rss_mb"] = max(r["peak_rss_mb"] for r in ok)
+    best["repeats"] = len(ok)
+    return best
+
+
+def summarise(results: list[dict], tokens_per_pair: float) -> list[dict]:
+    """Throughput relative to the TRL row with the same loss, and the per-step loss differences to it."""
+    ok = [r for r in results if "error" not in r]
+    by_row = {r["row"]: r for r in ok}
+    for r in ok:
+        r["tokens_s"] = r["pairs_s"] * tokens_per_pair
+        base = by_row.get(baseline_row(r["row"]))
+        r["vs_trl"] = r["pairs_s"] / base["pairs_s"] if base else None
+        r["vs_trl_cpu"] = r["pairs_cpu_s"] / base["pairs_cpu_s"] if base else None
+        if base and not r["row"].startswith("trl") and len(base["losses"]) == len(r["losses"]):
+            r["max_dloss"] = max(abs(a - b) for a, b in zip(r["losses"], base["losses"]))
+    return results
+
+
+def format_table(model: str, results: list[dict]) -> str:
+    head = ("| model | trainer:loss[:options] | pairs/s | tokens/s | vs TRL | pairs/CPU-s | vs TRL (CPU) "
+            "| positions/step | RSS start -> peak MB | ref pass s | loss step 1 / mid / last | max abs dloss vs TRL |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {model} | {r['row']} | error: {r['error']} |")
+            continue
+        ls = r["losses"]
+        lossf = " / ".join(f"{ls[i]:.6f}" for i in (0, len(ls) // 2, len(ls) - 1))
+        vs = f"{r['vs_trl']:.2f}x" if r.get("vs_trl") else "-"
+        vs_cpu = f"{r['vs_trl_cpu']:.2f}x" if r.get("vs_trl_cpu") else "-"
+        dl = f"{r['max_dloss']:.1e}" if "max_dloss" in r else "-"
+        ref = "-" if r["ref_pass_s"] is None else f"{r['ref_pass_s']:.1f}"
+        lines.append(f"| {model} | {r['row']} | {r['pairs_s']:.3f} | {r['tokens_s']:.0f} | {vs} "
+                     f"| {r['pairs_cpu_s']:.3f} | {vs_cpu} "
+                     f"| {statistics.mean(r['slots']):.0f} | {r['rss_start_mb']:.0f} -> {r['peak_rss_mb']:.0f} "
+                     f"| {ref} | {lossf} | {dl} |")
+    return "\n".join(lines)
+
+
+def prepare_data(model_dir: Path, data_dir: Path, pairs: list[dict], batch: int) -> float:
+    """pairs.jsonl in source order, pairs_in_order.jsonl in training order; returns tokens per pair."""
+    from spot.data import encode
+    from spot.models import load_tokenizer
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    order = training_order(model_dir, data_dir / "pairs.jsonl", batch)
+    (data_dir / "pairs_in_order.jsonl").write_text("".join(json.dumps(pairs[i]) + "\n" for i in order))
+    tok = load_tokenizer(str(model_dir))
+    lengths = [len(encode(tok, p["prompt"], p[k], 8192, 8192)[0]) for p in pairs for k in ("chosen", "rejected")]
+    return sum(lengths) / len(pairs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated, from {', '.join(MODELS)}")
+    ap.add_argument("--rows", default=None, help=f"trainer:loss[:option+option], comma-separated (default {ROWS})")
+    ap.add_argument("--ablation", action="store_true", help=f"add {ABLATION}")
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--batch", type=int, default=4, help="pairs per step")
+    ap.add_argument("--max-chars", type=int, default=320, help="answers are cut to this many characters")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads per row (0: torch's default); 1 keeps CPU time meaningful on a shared box")
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each row, interleaved; the fastest is kept")
+    ap.add_argument("--timeout", type=int, default=1800, help="seconds per row")
+    ap.add_argument("--json", default=os.environ.get("OUT") and str(Path(os.environ["OUT"]) / "bench_train.json"))
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return worker(json.loads(args.worker))
+    rows = args.rows.split(",") if args.rows else ROWS + (ABLATION if args.ablation else [])
+    pairs = gsm8k_pairs(args.steps * args.batch, args.max_chars)
+    print(f"command: python benchmarks/bench_train.py {' '.join(sys.argv[1:])}")
+    print(f"{len(pairs)} GSM8K pairs, {args.batch} a step, {args.steps} steps, "
+          f"{args.threads or 'default'} torch threads, best of {args.repeat}; load average {os.getloadavg()}")
+    tables, everything = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):
+            model_dir, data_dir = Path(tmp) / name, Path(tmp) / f"data-{name}"
+            build_model_dir(name, model_dir)
+            tokens_per_pair = prepare_data(model_dir, data_dir, pairs, args.batch)
+            runs: dict[str, list[dict]] = {row: [] for row in rows}
+            for _ in range(args.repeat):  # interleaved, so that a busy spell on the machine hits every row
+                for row in rows:
+                    runs[row].append(run_row(row, model_dir, data_dir, args))
+                    print(f"  {name} {row}: {runs[row][-1].get('error', 'ok')}", flush=True)
+            results = [best_of(runs[row], args.batch) for row in rows]
+            summarise(results, tokens_per_pair)
+            tables.append(format_table(name, results))
+            everything.append({"model": name, "tokens_per_pair": tokens_per_pair, "rows": results})
+    print(f"load average after: {os.getloadavg()}\n")
+    print("\n\n".join(tables))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "models": everything}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""The benchmark scripts run (tiny sizes; the figures themselves come from running them, not from tests)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+GSM8K = ROOT.parent / "shared" / "data" / "gsm8k"
+
+
+def run(args, tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path)}
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_gpu_check_cpu_smoke_writes_every_part(tmp_path):
+    run(["benchmarks/gpu_check.py", "--cpu-smoke"], tmp_path)
+    result = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert [r["setup"] for r in result["memory_qwen3_8b_8x80gb"]][0] == "ZeRO-2"
+    assert result["memory_qwen3_8b_8x80gb"][0]["model_states_gb"] == 30.7  # 8.19B x (2 + 14/8) bytes
+    assert "error" not in result["spot_bco_precomputed"] and result["spot_bco_precomputed"]["pairs_per_s"] > 0
+    try:
+        import trl  # noqa: F401
+    except ImportError:
+        return
+    assert "error" not in result["trl_bco_pair"]
+
+
+@pytest.mark.skipif(not GSM8K.exists(), reason="needs ../shared/data/gsm8k")
+def test_bench_train_losses_agree_with_trl_step_by_step(tmp_path):
+    pytest.importorskip("trl")
+    run(["benchmarks/bench_train.py", "--models", "micro", "--steps", "3", "--batch", "2", "--repeat", "1",
+         "--rows", "spot:bce,trl:bco_pair,spot:dpo,trl:sigmoid"], tmp_path)
+    rows = {r["row"]: r for r in json.loads((tmp_path / "bench_train.json").read_text())["models"][0]["rows"]}
+    assert rows["spot:bce"]["max_dloss"] < 1e-4 and rows["spot:dpo"]["max_dloss"] < 1e-4
+    assert rows["spot:dpo"]["slots"][0] < rows["trl:sigmoid"]["slots"][0]  # shared prefixes, no padding
