@@ -59,8 +59,8 @@ def test_trained_run_against_its_base(toy_sweep, tmp_path, micro_model_dir):  # 
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["run"]["method"] == "bco" and metrics["run"]["kind"] == "run"
     assert metrics["base"]["model"] == micro_model_dir
-    assert set(metrics["delta_suites"]) == {"toy_in_domain", "toy_prior_reverse", "toy_prior_sort",
-                                            "toy_prior_count"}
+    assert set(metrics["delta_suites"]) == {"toy_in_domain", "toy_prior_fact", "toy_prior_next",
+                                            "toy_prior_first"}
     assert metrics["delta"]["forgetting"] == pytest.approx(
         metrics["base"]["groups"]["prior"] - metrics["trained"]["groups"]["prior"])
     assert metrics["kl"]["n_samples"] == 2 and {"token", "sequence"} <= set(metrics["kl"])

@@ -165,7 +165,7 @@ def test_hostile_outputs_are_wrong_in_bounded_time_and_never_run(tmp_path, monke
 
 def test_toy_parts_and_command_line_adjustments():
     prior = toy_suite("prior", n=3, n_samples=2)
-    assert [s.name for s in prior] == ["toy_prior_reverse", "toy_prior_sort", "toy_prior_count"]
+    assert [s.name for s in prior] == ["toy_prior_fact", "toy_prior_next", "toy_prior_first"]
     assert all(s.group == "prior" and len(s.prompts) == 3 and s.n_samples == 2 for s in prior)
     (ind,) = adjust(toy_suite("in_domain", n=10), limit=4, n_samples=3, max_new_tokens=9)
     assert len(ind.prompts) == len(ind.answers) == 4 and ind.n_samples == 3 and ind.max_new_tokens == 9

@@ -75,7 +75,7 @@ def test_evaluation_callback_logs_curves_from_step_zero(toy_sweep):
     rows = [json.loads(x) for x in (toy_sweep / "6_bco" / "eval_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 2]
     assert rows[0]["eval/kl/token"] == 0.0  # before any step the policy is its reference
-    assert {"eval/prior", "eval/toy_prior_sort/accuracy", "eval/kl/sequence"} <= set(rows[1])
+    assert {"eval/prior", "eval/toy_prior_next/accuracy", "eval/kl/sequence"} <= set(rows[1])
 
 
 def fake_run(tmp_path: Path, name: str, method: str, beta: float, seed: int, ind: float, prior: float) -> Path:

@@ -57,8 +57,8 @@ def toy_suites(n_in_domain: int = 1000, n_ood: int = 500, n_prior: int = 200, se
     for task in PRIOR_TASKS:
         rng = split_rng(seed, f"prior-test/{task}")
         items = [make_prior(rng, task) for _ in range(n_prior)]
-        if task == "fact":  # a closed table: test every fact once
-            items = [fact_example(name, food) for name, food in FACTS]
+        if task == "fact":  # a closed table: test each fact once (all 32 unless n_prior is smaller)
+            items = [fact_example(name, food) for name, food in FACTS[:n_prior]]
         suites.append(Suite(f"toy_prior_{task}", "prior", [q for q, _ in items],
                             [extract_answer(c) for _, c in items], toy_exact_match, max_new_tokens=16))
     for suite in suites if max_new_tokens else []:
