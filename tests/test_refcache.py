@@ -28,7 +28,7 @@ class Record(L.Callback):
 
 
 def fit(micro_model_dir, path, tmp_path, loss=losses.bco, precomputed=True, layout="padded", steps=4,
-        cache=None):
+        cache=None, precision="32-true"):
     fn = functools.partial(loss, beta=0.1)
     module = SPoTModule(load_model(micro_model_dir), fn,
                         reference=None if precomputed else load_model(micro_model_dir),
@@ -37,7 +37,7 @@ def fit(micro_model_dir, path, tmp_path, loss=losses.bco, precomputed=True, layo
     dm = PairDataModule(str(path), load_tokenizer(micro_model_dir), pairs=True, batch_size=4, layout=layout,
                         val_fraction=0.2)
     rec, refs = Record(), ReferenceLogps(cache if cache is not None else tmp_path / "cache")
-    L.Trainer(accelerator="cpu", max_steps=steps, logger=False, enable_progress_bar=False,
+    L.Trainer(accelerator="cpu", max_steps=steps, logger=False, enable_progress_bar=False, precision=precision,
               enable_checkpointing=False, enable_model_summary=False, default_root_dir=str(tmp_path),
               callbacks=[rec, refs]).fit(module, datamodule=dm)
     return module, rec, refs
@@ -90,6 +90,14 @@ def test_tampered_cache_changes_the_loss_so_the_file_is_what_is_used(tmp_path, m
                        cache=tmp_path / "cache")
     assert refs.report["train"]["source"] == "cache"
     assert rec.losses[0] == pytest.approx(math.log(1 + math.e), abs=1e-4)
+
+
+def test_reference_pass_runs_under_the_training_precision(tmp_path, micro_model_dir, toy_files):
+    """Under bf16 autocast the policy's first log-probs carry bf16 rounding; scored in fp32, the cached
+    reference would not, and the step-1 rewards would be noise instead of 0 (DPO loss log 2)."""
+    _, rec, refs = fit(micro_model_dir, toy_files["pairs"], tmp_path, loss=losses.dpo, steps=1,
+                       precision="bf16-mixed")
+    assert rec.losses[0] == pytest.approx(math.log(2), abs=1e-6)  # scored in fp32: off by ~5e-5
 
 
 def test_key_follows_the_weights_and_the_tokens(micro_model_dir):

@@ -17,6 +17,7 @@ produce, so any change to them (or to the weights) selects a different file, nev
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import logging
@@ -84,6 +85,13 @@ def compute_reference_logps(model: torch.nn.Module, examples: list[Example], pad
     return out
 
 
+def _precision_context(precision: str, device: torch.device):
+    """The autocast that training runs under, so that at step 0 the policy's log-probs equal the cached ones
+    up to summation order (bf16-true / DeepSpeed bf16 cast the weights instead: autocast is the nearest match)."""
+    dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16 if precision.startswith("16") else None
+    return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+
+
 def _is_distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
@@ -129,12 +137,13 @@ class ReferenceLogps(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
         if not getattr(pl_module, "precomputed_reference", False):
             return
-        dm = trainer.datamodule
+        dm, self._precision = trainer.datamodule, trainer.precision
         if dm is None or not hasattr(dm, "attach_reference"):
             raise RuntimeError("precomputed reference log-probs need a PairDataModule: "
                                "call trainer.fit(module, datamodule=...)")
         model = pl_module.reference if pl_module.reference is not None else pl_module.policy
         model_hash = _from_rank0(model_fingerprint(model) if trainer.global_rank == 0 else None)
+        model_hash += f"|{trainer.precision}"  # bf16 and fp32 log-probs differ: one file each
         device = trainer.strategy.root_device
         for split, examples in (("train", dm.train_set), ("val", dm.val_set)):
             if examples and dm.ref_logps[split] is None:
@@ -158,7 +167,8 @@ class ReferenceLogps(L.Callback):
             return saved["ref_logps"], {"source": "cache", "path": str(path), "seconds": 0.0}
         t0 = time.time()
         model.to(device)
-        ref = sharded_reference_logps(model, examples, pad_id, device, self.max_tokens)
+        with _precision_context(str(self._precision), device):
+            ref = sharded_reference_logps(model, examples, pad_id, device, self.max_tokens)
         seconds = time.time() - t0
         log.info("reference log-probs for %d examples computed in %.1f s", len(examples), seconds)
         if path is not None and rank == 0:
