@@ -4,7 +4,7 @@
     python train.py loss=dpo loss.beta=0.05
     python train.py -m loss=bco,dpo,bce loss.beta=0.05,0.1
     python train.py -m experiment=toy_table          # Base/SFT/RFT/SFT+/DPO/BCE/BCO at toy scale
-    python train.py trainer=deepspeed_zero2 model=hf model.path=Qwen/Qwen3-8B speed.layout=packed \
+    python train.py trainer=deepspeed_zero2 model=hf model.path=Qwen/Qwen3-8B data=rectified_4k \
         speed.gradient_checkpointing=true           # 8 GPUs; multi-node commands: benchmarks/README.md
 """
 
