@@ -10,7 +10,8 @@ What it does, in order, each part timed and caught so one failure does not hide 
      on a Qwen3-architecture model of ~0.6B parameters built from its config (Qwen3-0.6B's shape: 151,936-entry
      vocabulary), reference log-probs precomputed first; tokens/s and model FLOPs utilisation (MFU);
   3. the same steps under DeepSpeed ZeRO-3 on this one GPU with a *live* reference, which exercises the sharded
-     reference and the ZeRO-3 branch of the LM head (nothing else in the test suite can);
+     reference, the ZeRO-3 branch of the LM head and the gathering of the policy after fit (nothing in the CPU
+     test suite can);
   4. TRL's DPOTrainer (loss_type bco_pair, bf16, live reference) on the same model and pairs, if trl imports.
 Pairs are synthetic (no data files needed): a prompt, then chosen and rejected answers that share a first part
 and then differ, like rectified pairs.
@@ -135,7 +136,18 @@ def run_spot(model_dir: Path, pairs_path: Path, args, device: str, deepspeed: bo
                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
                         callbacks=[Timer(), refs])
     trainer.fit(module, dm)
-    return {"stamps": stamps, "ref_pass_s": refs.report.get("train", {}).get("seconds")}
+    out = {"stamps": stamps, "ref_pass_s": refs.report.get("train", {}).get("seconds")}
+    if deepspeed:  # after ZeRO-3 the policy is sharded: gather it as experiment.py must before evaluating
+        import torch
+
+        from spot.speed.deepspeed import consolidate_policy
+
+        consolidate_policy(trainer, module)
+        with torch.no_grad():
+            logits = module.policy(input_ids=torch.tensor([[5, 6, 7, 8]], device=module.device)).logits
+        out["consolidated_params"] = sum(p.numel() for p in module.policy.parameters())
+        out["consolidated_logits_finite"] = bool(torch.isfinite(logits).all())
+    return out
 
 
 def run_trl(model_dir: Path, pairs_path: Path, args, device: str) -> dict:

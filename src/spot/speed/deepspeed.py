@@ -57,3 +57,32 @@ def prepare_reference(reference: torch.nn.Module, strategy, device: torch.device
     engine.eval()
     log.info("frozen reference sharded for inference under ZeRO-3")
     return engine.module
+
+
+def consolidate_policy(trainer, module) -> None:
+    """Under ZeRO-3, give rank 0 a whole copy of the trained policy (for evaluation and save_pretrained).
+
+    ZeRO-3 leaves each rank a shard of every weight, so after `fit` the policy cannot generate or be saved.
+    Call this on *every* rank right after `trainer.fit` (gathering is a collective); rank 0's `module.policy`
+    is then replaced by an ordinary model on its device holding the full weights. A no-op otherwise.
+    """
+    config = _deepspeed_config(trainer.strategy)
+    if config is None or config.get("zero_optimization", {}).get("stage") != 3:
+        return
+    import deepspeed
+    from transformers import AutoModelForCausalLM
+
+    policy = module.policy
+    with deepspeed.zero.GatheredParameters(list(policy.parameters()), modifier_rank=None):
+        state = {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()} if trainer.is_global_zero \
+            else None
+    if not trainer.is_global_zero:
+        return
+    from transformers.initialization import no_init_weights
+
+    with no_init_weights():  # the weights come from `state`: skip the random initialisation of 8B parameters
+        full = AutoModelForCausalLM.from_config(policy.config, dtype=next(iter(state.values())).dtype)
+    full.load_state_dict(state, strict=False)
+    full.tie_weights()
+    module.policy = full.to(module.device).eval()
+    log.info("ZeRO-3 policy gathered on rank 0 for evaluation and saving")
