@@ -58,10 +58,35 @@ def test_shared_layout_stores_the_common_prefix_once_and_hides_each_tail_from_th
     # rejected token 9 (index 5 of its sequence) is predicted from the prefix's last token, not from chosen's 4
     assert (4, 9, 1) in unit.targets and (4, 3, 0) in unit.targets
     batch = layout_batch([[chosen, rejected]], pad_id=0, layout="shared")
-    mask = batch["attention_mask"][0, 0]
-    assert mask[7, :5].all() and not mask[7, 5:7].any()  # the rejected tail sees the prefix, not chosen's tail
-    assert mask[6, 5] and not mask[5, 7]
+    assert batch["segments"].tolist() == [[0, 0, 5, 2, 1]]  # row 0 from 0: trunk 5, chosen tail 2, rejected 1
     assert batch["input_ids"].numel() == 8 < len(chosen[0]) + len(rejected[0])
+
+
+def test_segment_attention_equals_a_dense_tree_mask():
+    """Unit by unit (causal kernels) against one dense mask encoding the same visibility."""
+    import torch.nn.functional as F
+
+    from spot.speed.attention import segment_attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 12, 8, generator=g) for _ in range(3))
+    k, v = k[:, :2], v[:, :2]  # grouped-query attention: 2 key/value heads for 4 query heads
+    segments = [(0, 0, 3, 2, 2), (0, 7, 4, 0, 0), (1, 0, 10, 0, 0)]  # a pair, a sequence; a longer sequence
+    visible = torch.zeros(2, 12, 12, dtype=torch.bool)
+    for row, start, trunk, t1, t2 in segments:
+        end = start + trunk + t1
+        visible[row, start:end, start:end] = torch.ones(end - start, end - start).tril().bool()
+        visible[row, end : end + t2, start : start + trunk] = True
+        visible[row, end : end + t2, end : end + t2] = torch.ones(t2, t2).tril().bool()
+    visible |= torch.eye(12, dtype=torch.bool)  # padding rows: anything finite
+    dense = F.scaled_dot_product_attention(q, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1),
+                                           attn_mask=visible[:, None]).transpose(1, 2)
+    module = torch.nn.Module()
+    got, _ = segment_attention(module, q, k, v, None, spot_segments=segments)
+    for row, start, trunk, t1, t2 in segments:
+        span = slice(start, start + trunk + t1 + t2)
+        assert torch.allclose(got[row, span], dense[row, span], atol=1e-5)
+    assert got[1, 10:].abs().sum() == 0  # padding left at zero
 
 
 def test_first_fit_decreasing_fills_rows():

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from spot.speed.attention import use_segment_attention
+
 
 def token_logps(logits: torch.Tensor, labels: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
     """log p(label) for every position. logits (N, T, V), labels (N, T) -> (N, T), float32."""
@@ -34,25 +36,31 @@ def sequence_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor 
                    loss_mask: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
                    score_from: torch.Tensor | None = None, score_label: torch.Tensor | None = None,
                    score_seq: torch.Tensor | None = None, num_sequences: int | None = None,
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+                   segments: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum of completion-token log-probs, number of completion tokens), each (N,), N = number of sequences.
 
     Padded batch: rows are sequences and `loss_mask` marks completion tokens; position t predicts token t+1, so
     the scored positions are those whose *next* token is masked in. Packed or prefix-shared batch (rows hold
-    several sequences): `score_from/score_label/score_seq` list the targets and `num_sequences` counts them.
+    several sequences): `score_from/score_label/score_seq` list the targets, `num_sequences` counts them and
+    `segments` says where each unit sits, for spot.speed.attention.
     """
     if score_from is None:
         score_from, score_label, score_seq = targets_from_mask(input_ids, loss_mask)
         num_sequences = input_ids.shape[0]
-    head = _linear_head(model)
-    attention_mask = _model_mask(model, attention_mask)
+    head, extra = _linear_head(model), {}
+    if segments is not None:  # packed rows: attended unit by unit, no dense mask
+        use_segment_attention(model)
+        # a 4D mask is taken as ready-made, so transformers builds none; segment attention ignores it
+        attention_mask = input_ids.new_ones((input_ids.shape[0], 1, 1, 1), dtype=torch.bool)
+        extra["spot_segments"] = [tuple(s) for s in segments.tolist()]
     if head is None:  # a model we cannot split into decoder + linear head: full logits, then pick
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                       **extra).logits
         picked = logits.flatten(0, 1)[score_from]  # (n, V)
         per_token = token_logps(picked[None], score_label[None])[0]
     else:
         hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                  use_cache=False).last_hidden_state  # (R, T, H)
+                                  use_cache=False, **extra).last_hidden_state  # (R, T, H)
         per_token = label_logps(hidden.flatten(0, 1)[score_from], head, score_label)  # (n,)
     sums = per_token.new_zeros(num_sequences).index_add(0, score_seq, per_token)
     counts = torch.bincount(score_seq, minlength=num_sequences)
@@ -67,20 +75,6 @@ def targets_from_mask(input_ids: torch.Tensor, loss_mask: torch.Tensor
     scored[:, :-1] = loss_mask[:, 1:].bool()  # (R, T): this position's next token is a completion token
     flat = scored.flatten().nonzero().squeeze(-1)  # (n,)
     return flat, input_ids.flatten()[flat + 1], flat // width
-
-
-def _model_mask(model, mask: torch.Tensor | None) -> torch.Tensor | None:
-    """A 4D boolean mask (the `shared` layout) in the form the model's attention implementation reads."""
-    if mask is None or mask.ndim != 4:
-        return mask
-    impl = getattr(getattr(model, "config", None), "_attn_implementation", "sdpa")
-    if impl == "sdpa":
-        return mask
-    if impl == "eager":  # eager adds the mask to the scores
-        dtype = next(model.parameters()).dtype
-        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
-    raise ValueError(f"speed.layout=shared needs attn_implementation sdpa or eager, the model uses {impl!r}; "
-                     "use speed.layout=packed (padding-free with position ids) instead")
 
 
 def _linear_head(model) -> torch.nn.Linear | None:

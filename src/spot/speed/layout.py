@@ -2,17 +2,16 @@
 
 `speed.layout` picks one (conf/train.yaml; spot.data.PairDataModule):
     padded   one sequence a row, right-padded to the longest (spot.data.collate); every attention kernel
-    packed   sequences laid end to end in rows (first-fit decreasing, rows as wide as the longest sequence);
-             position ids restart at 0 for each sequence and no attention mask is passed, so transformers
-             builds the block-diagonal causal mask itself (sdpa, eager, flex) or uses the sequence boundaries
-             directly (flash_attention_2). Padding left: only the tail of each row.
+    packed   sequences laid end to end in rows (first-fit decreasing, rows as wide as the longest sequence),
+             position ids restarting at 0 for each. Padding left: only the tail of each row.
     shared   packed, and the chosen and rejected answers of a pair share one copy of their longest common
              prefix (the prompt, and for rectified pairs the reasoning up to the first edited step). The two tails
-             both continue from the prefix: their position ids restart where it ends, and a 4D mask lets each
-             tail see the prefix and itself but not the other tail. Same log-probs as two separate rows (up to
-             float summation order) for fewer tokens; needs sdpa or eager attention.
+             both continue from the prefix: their position ids restart where it ends, and the rejected tail
+             sees the prefix and itself but not the chosen tail. Same log-probs as two separate rows (up to
+             float summation order) for fewer tokens.
 
-Rows are wide enough for the longest unit, so attention costs at most what the padded batch costs.
+Both pass a segment table, `segments` (row, start, trunk, tail1, tail2) per unit, and are attended unit by unit
+(spot.speed.attention): no dense mask, no attention work across units or on padding.
 Every layout is scored through a list of targets (spot.logps.sequence_logps): `score_from` (the flat index
 of the position whose hidden state predicts the token), `score_label` and `score_seq` (its sequence, in the
 padded batch's order: B chosen, then B rejected).
@@ -31,16 +30,16 @@ LAYOUTS = ("padded", "packed", "shared")
 class Unit:
     """Tokens laid out contiguously in one row: a sequence, or a pair's shared prefix and its two tails."""
 
+    shape: tuple[int, int, int]  # (trunk, tail1, tail2): tail2 attends to the trunk and itself only
     ids: list[int] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
-    branch: list[int] = field(default_factory=list)  # 0 = seen by every token after it; 1, 2 = one tail only
     targets: list[tuple[int, int, int]] = field(default_factory=list)  # (predictor offset, label, sequence)
 
 
 def sequence_unit(ids: list[int], n_prompt: int, seq: int) -> Unit:
     """One sequence alone; token t (a completion token) is predicted from offset t - 1."""
     targets = [(t - 1, ids[t], seq) for t in range(max(n_prompt, 1), len(ids))]
-    return Unit(list(ids), list(range(len(ids))), [0] * len(ids), targets)
+    return Unit((len(ids), 0, 0), list(ids), list(range(len(ids))), targets)
 
 
 def pair_unit(chosen: tuple[list[int], int], rejected: tuple[list[int], int], seq_c: int, seq_r: int) -> Unit:
@@ -49,8 +48,7 @@ def pair_unit(chosen: tuple[list[int], int], rejected: tuple[list[int], int], se
     s = 0
     while s < min(len(c), len(r)) and c[s] == r[s]:
         s += 1
-    unit = Unit(c + r[s:], list(range(len(c))) + list(range(s, len(r))),
-                [0] * s + [1] * (len(c) - s) + [2] * (len(r) - s))
+    unit = Unit((s, len(c) - s, len(r) - s), c + r[s:], list(range(len(c))) + list(range(s, len(r))))
     at_r = lambda t: t if t < s else len(c) + t - s  # where rejected token t sits in the unit
     unit.targets = [(t - 1, c[t], seq_c) for t in range(max(np_c, 1), len(c))]
     unit.targets += [(at_r(t - 1), r[t], seq_r) for t in range(max(np_r, 1), len(r))]
@@ -83,37 +81,19 @@ def layout_batch(examples: list[list[tuple[list[int], int]]], pad_id: int, layou
     rows = first_fit_rows([len(u.ids) for u in units], width)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     position_ids = torch.zeros((len(rows), width), dtype=torch.long)
-    unit_of = torch.full((len(rows), width), -1, dtype=torch.long)  # (R, T), -1 on padding
-    branch = torch.zeros((len(rows), width), dtype=torch.long)
-    targets = []
+    targets, segments = [], []
     for r, row in enumerate(rows):
         col = 0
         for u in row:
             unit, end = units[u], col + len(units[u].ids)
             input_ids[r, col:end] = torch.tensor(unit.ids)
             position_ids[r, col:end] = torch.tensor(unit.positions)
-            branch[r, col:end] = torch.tensor(unit.branch)
-            unit_of[r, col:end] = u
+            segments.append((r, col, *unit.shape))
             targets += [(r * width + col + offset, label, seq) for offset, label, seq in unit.targets]
             col = end
         position_ids[r, col:] = torch.arange(width - col)  # the padded tail is a sequence of its own
     targets.sort(key=lambda t: t[0])
     score = torch.tensor(targets, dtype=torch.long).t()  # (3, n)
-    mask = shared_prefix_mask(unit_of, branch) if layout == "shared" and k == 2 else None
-    return {"input_ids": input_ids, "attention_mask": mask, "position_ids": position_ids,
-            "score_from": score[0], "score_label": score[1], "score_seq": score[2], "num_sequences": n * k}
-
-
-def shared_prefix_mask(unit_of: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
-    """(R, 1, T, T) bool, True = may attend: causal, within a unit, and never from one tail into the other.
-
-    Padding attends to itself only, so no query row is fully masked (that would give NaN activations, and
-    NaN times a zero gradient is still NaN in the weight gradients).
-    """
-    width = unit_of.shape[1]
-    causal = torch.ones(width, width, dtype=torch.bool).tril()
-    same_unit = (unit_of[:, :, None] == unit_of[:, None, :]) & (unit_of[:, None, :] >= 0)
-    visible = (branch[:, None, :] == 0) | (branch[:, None, :] == branch[:, :, None])
-    mask = causal & same_unit & visible
-    mask |= torch.eye(width, dtype=torch.bool)
-    return mask[:, None]
+    return {"input_ids": input_ids, "attention_mask": None, "position_ids": position_ids,
+            "segments": torch.tensor(segments, dtype=torch.long), "score_from": score[0], "score_label": score[1],
+            "score_seq": score[2], "num_sequences": n * k}
