@@ -50,9 +50,9 @@ def toy_suites(n_in_domain: int = 1000, n_ood: int = 500, n_prior: int = 200, se
     ood = toy_test_problems(n_ood, seed, ood=True)
     suites = [
         Suite("toy_in_domain", "in_domain", [p.text for p in test], [str(p.answer) for p in test],
-              toy_exact_match, max_new_tokens=48),
+              toy_exact_match, max_new_tokens=128),  # room for the direct style's longer lines too
         Suite("toy_ood", "ood", [p.text for p in ood], [str(p.answer) for p in ood], toy_exact_match,
-              max_new_tokens=80),
+              max_new_tokens=192),
     ]
     for task in PRIOR_TASKS:
         rng = split_rng(seed, f"prior-test/{task}")
