@@ -37,15 +37,18 @@ def toy_exact_match(completion: str, answer: str) -> bool:
     return extract_answer(completion) == answer
 
 
-def toy_test_problems(n: int, seed: int = 0, ood: bool = False) -> list:
-    rng = split_rng(seed, "ood" if ood else "test")
+def toy_test_problems(n: int, seed: int = 0, ood: bool = False, split: str | None = None) -> list:
+    rng = split_rng(seed, split or ("ood" if ood else "test"))
     return [make_problem(rng, OOD if ood else IN_DOMAIN) for _ in range(n)]
 
 
 def toy_suites(n_in_domain: int = 1000, n_ood: int = 500, n_prior: int = 200, seed: int = 0,
-               max_new_tokens: int | None = None) -> list[Suite]:
+               max_new_tokens: int | None = None, n_val: int = 0) -> list[Suite]:
     """The toy world's held-out suites: in-domain test, OOD, and one suite per prior task. Each has a budget
-    that fits its answers; `max_new_tokens` replaces them all (quick checks on untrained models)."""
+    that fits its answers; `max_new_tokens` replaces them all (quick checks on untrained models).
+
+    `n_val` adds `toy_val_in_domain` (group `val`): in-domain problems from their own stream, disjoint from the
+    train and test streams, for choosing hyperparameters without looking at the test set."""
     test = toy_test_problems(n_in_domain, seed)
     ood = toy_test_problems(n_ood, seed, ood=True)
     suites = [
@@ -54,6 +57,10 @@ def toy_suites(n_in_domain: int = 1000, n_ood: int = 500, n_prior: int = 200, se
         Suite("toy_ood", "ood", [p.text for p in ood], [str(p.answer) for p in ood], toy_exact_match,
               max_new_tokens=192),
     ]
+    if n_val:
+        val = toy_test_problems(n_val, seed, split="val")
+        suites.append(Suite("toy_val_in_domain", "val", [p.text for p in val], [str(p.answer) for p in val],
+                            toy_exact_match, max_new_tokens=128))
     for task in PRIOR_TASKS:
         rng = split_rng(seed, f"prior-test/{task}")
         items = [make_prior(rng, task) for _ in range(n_prior)]

@@ -52,7 +52,8 @@ def pretrain(out: str, steps: int, batch_size: int, lr: float, prior_fraction: f
     else:
         model = build_model(tokenizer, seed=seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
+    # warm-up over 5% of the steps, at least two (OneCycleLR divides by the warm-up length minus one)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=max(0.05, 2.5 / steps))
     model.train()
     t0, losses = time.time(), []
     for step in range(1, steps + 1):
