@@ -22,6 +22,8 @@ Data: real GSM8K problems (../shared/data/gsm8k), the reference solution as chos
 as rejected, cut to --max-chars per answer; the models use a character tokenizer (one token per character), the
 152k-vocabulary model the same characters padded with unused entries to Qwen's 151,936 (the LM head, not the
 text, is what makes that model's memory and time).
+`--pairs data/toy/pairs.jsonl` trains on rectified pairs instead, the data SPoT is for: chosen and rejected share
+the policy's reasoning up to the first wrong step, which the `shared` layout computes once.
 """
 
 from __future__ import annotations
@@ -68,6 +70,17 @@ def gsm8k_pairs(n: int, max_chars: int) -> list[dict]:
         if len(pairs) == n:
             break
     return pairs
+
+
+def file_pairs(path: Path, n: int) -> list[dict]:
+    """The first n rows of a pair file (e.g. data/toy/pairs.jsonl from `python rectify.py`: rectified pairs,
+    whose chosen and rejected share the policy's reasoning up to the first wrong step)."""
+    if not path.exists():
+        sys.exit(f"error: --pairs {path} not found (python rectify.py writes data/toy/pairs.jsonl)")
+    rows = [json.loads(line) for line in path.read_text().splitlines()[:n]]
+    if len(rows) < n:
+        sys.exit(f"error: --pairs {path} has {len(rows)} rows, --steps x --batch needs {n}")
+    return [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
 
 
 def build_model_dir(name: str, out: Path) -> None:
@@ -322,6 +335,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--batch", type=int, default=4, help="pairs per step")
     ap.add_argument("--max-chars", type=int, default=320, help="answers are cut to this many characters")
+    ap.add_argument("--pairs", type=Path, default=None,
+                    help="a pair file to use instead of GSM8K (reference vs wrong solution), e.g. data/toy/pairs.jsonl")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads per row (0: torch's default); 1 keeps CPU time meaningful on a shared box")
     ap.add_argument("--repeat", type=int, default=2, help="runs of each row, interleaved; the fastest is kept")
@@ -332,9 +347,10 @@ def main() -> None:
     if args.worker:
         return worker(json.loads(args.worker))
     rows = args.rows.split(",") if args.rows else ROWS + (ABLATION if args.ablation else [])
-    pairs = gsm8k_pairs(args.steps * args.batch, args.max_chars)
+    n = args.steps * args.batch
+    pairs = file_pairs(args.pairs, n) if args.pairs else gsm8k_pairs(n, args.max_chars)
     print(f"command: python benchmarks/bench_train.py {' '.join(sys.argv[1:])}")
-    print(f"{len(pairs)} GSM8K pairs, {args.batch} a step, {args.steps} steps, "
+    print(f"{len(pairs)} {args.pairs or 'GSM8K'} pairs, {args.batch} a step, {args.steps} steps, "
           f"{args.threads or 'default'} torch threads, best of {args.repeat}; load average {os.getloadavg()}")
     tables, everything = [], []
     with tempfile.TemporaryDirectory() as tmp:

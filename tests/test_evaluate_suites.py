@@ -173,6 +173,18 @@ def test_toy_parts_and_command_line_adjustments():
         adjust(toy_suite("ood", n=2) + toy_suite("ood", n=2))
 
 
+def test_toy_validation_split_is_its_own_stream():
+    from spot.evaluate.suites import toy_suites
+    from spot.rectify.problems import toy_items
+
+    suites = {s.name: s for s in toy_suites(n_in_domain=300, n_ood=0, n_prior=0, n_val=200)}
+    val, test = suites["toy_val_in_domain"], suites["toy_in_domain"]
+    assert val.group == "val" and len(val.prompts) == 200
+    train = {item.prompt for item in toy_items(n=2000, n_test=300)}
+    assert not set(val.prompts) & set(test.prompts) and not set(val.prompts) & train
+    assert "toy_val_in_domain" not in {s.name for s in toy_suites(n_in_domain=5, n_ood=0, n_prior=0)}
+
+
 IFEVAL_ROWS = [
     {"key": 1, "prompt": "Write without commas about cats.", "instruction_id_list": ["punctuation:no_comma"],
      "kwargs": [{}]},

@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from spot.toy.tasks import FACTS, IN_DOMAIN, OOD, PRIOR_TASKS, fact_example, extract_answer, make_prior, make_problem, split_rng
+from spot.toy.tasks import (
+    FACTS,
+    IN_DOMAIN,
+    OOD,
+    PRIOR_TASKS,
+    extract_answer,
+    fact_example,
+    make_prior,
+    make_problem,
+    split_rng,
+)
 
 
 @dataclass

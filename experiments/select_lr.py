@@ -1,0 +1,66 @@
+"""Choose each method's learning rate on the toy validation split, never on the test set.
+
+    python train.py -m method=dpo,bce,bco pref_lr=3e-5,1e-4,3e-4,1e-3 eval.suites.n_val=500 \
+        experiment_name=toy_lr hydra.sweep.dir=multirun/toy_lr_pref
+    python train.py -m method=sft,rft,sft_plus sft_lr=1.5e-4,5e-4,1.5e-3,5e-3 eval.suites.n_val=500 \
+        experiment_name=toy_lr hydra.sweep.dir=multirun/toy_lr_sft
+    python experiments/select_lr.py multirun/toy_lr_pref multirun/toy_lr_sft --link multirun/toy_lr_selected
+
+Every run evaluates the validation problems (`toy_val_in_domain`, a stream of its own) and the test suites. For
+each method the run with the best validation in-domain accuracy is chosen (ties: the smaller learning rate);
+its test numbers are then read as they are. `--link` makes a directory of links to the chosen runs, for
+`python report.py <that directory>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def read_runs(sweeps: list[Path]) -> list[dict]:
+    runs = []
+    for sweep in sweeps:
+        for path in sorted(sweep.glob("*/metrics.json")):
+            m = json.loads(path.read_text())
+            val = m["trained"]["groups"].get("val")
+            if val is None:
+                sys.exit(f"error: {path} has no validation score: run the sweep with eval.suites.n_val=500")
+            runs.append({"dir": path.parent, "method": m["run"]["method"], "lr": m["run"]["lr"], "val": val,
+                         "base_val": m["base"]["groups"]["val"], "test": m["trained"]["groups"]["in_domain"],
+                         "prior": m["trained"]["groups"]["prior"], "forgetting": m["delta"]["forgetting"]})
+    if not runs:
+        sys.exit(f"error: no */metrics.json under {', '.join(map(str, sweeps))}")
+    return runs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("sweeps", nargs="+", type=Path)
+    ap.add_argument("--link", type=Path, default=None, help="a directory of links to the chosen runs")
+    a = ap.parse_args()
+    runs = read_runs(a.sweeps)
+    print(f"base: validation in-domain {100 * runs[0]['base_val']:.1f}")
+    print("| method | lr | val in-domain | test in-domain | prior | forgetting | chosen |")
+    print("|---|---|---|---|---|---|---|")
+    chosen = {}
+    for method in dict.fromkeys(r["method"] for r in runs):
+        mine = sorted((r for r in runs if r["method"] == method), key=lambda r: r["lr"])
+        chosen[method] = max(mine, key=lambda r: (r["val"], -r["lr"]))
+        for r in mine:
+            print(f"| {method} | {r['lr']:g} | {100 * r['val']:.1f} | {100 * r['test']:.1f} | "
+                  f"{100 * r['prior']:.1f} | {100 * r['forgetting']:+.1f} | {'yes' if r is chosen[method] else ''} |")
+    if a.link:
+        a.link.mkdir(parents=True, exist_ok=True)
+        for r in chosen.values():
+            link = a.link / r["dir"].name
+            if link.is_symlink():
+                link.unlink()
+            link.symlink_to(r["dir"].resolve())
+        print(f"links to the chosen runs in {a.link}: python report.py {a.link}")
+
+
+if __name__ == "__main__":
+    main()
