@@ -12,6 +12,7 @@ from spot.toy.tasks import (
     OOD,
     Problem,
     extract_answer,
+    first_error,
     make_prior,
     make_problem,
     parse_problem,
@@ -58,6 +59,22 @@ def test_oracle_interface_rectify_solve_and_unreadable_problem():
     assert extract_answer(direct) == "34" and "=" not in direct.split("\n")[0]  # another house style
     bad = asyncio.run(oracle.rectify("What is the capital of France?", "Paris"))
     assert bad.text is None and "cannot read" in bad.error
+
+
+@pytest.mark.parametrize("answer, kind", [
+    ("12+5=17\n17-3=14\n#### 14", "none"),
+    ("12-5=7\n7-3=4\n#### 4", "sign"),           # "buys" is +
+    ("12+5=18\n18-3=15\n#### 15", "arithmetic"),
+    ("12+5=17\n17-4=13\n#### 13", "operand"),
+    ("12+5=17\n16-3=13\n#### 13", "carried"),
+    ("12+5=17\n17-3=14\n#### 15", "final"),
+    ("12+5=17\n#### 17", "format"),                # a step missing
+    ("We begin with 12.\nAdd 5 to get 17.\nTake away 3 to get 14.\n#### 14", "format"),
+    ("12+5=16\n16-3=14\n#### 14", "arithmetic"),  # right answer, wrong step: counted by the step
+])
+def test_first_error_names_what_went_wrong_first(answer, kind):
+    problem = parse_problem("Ann has 12 pens. Ann buys 5. Ann loses 3. How many pens?")
+    assert first_error(problem, answer) == kind
 
 
 def test_prior_tasks_and_answer_extraction():

@@ -121,6 +121,37 @@ def make_problem(rng: random.Random, level: Difficulty) -> Problem:
     return Problem(start, tuple(ops), rng.choice(NAMES), rng.choice(OBJECTS), tuple(verbs))
 
 
+_STEP_LINE = re.compile(r"\s*(-?\d+)\s*([+-])\s*(\d+)\s*=\s*(-?\d+)\s*")
+ERROR_KINDS = ("none", "sign", "arithmetic", "operand", "carried", "format", "final")
+
+
+def first_error(problem: Problem, completion: str) -> str:
+    """What went wrong first in a house-style answer, one of ERROR_KINDS:
+
+    sign: the step's operator does not match its verb (e.g. `-` for "finds"); arithmetic: right operands and
+    operator, wrong result; operand: the step uses a number that is not the problem's; carried: the step does not
+    start from the previous result; format: a line that is not an `a+b=c` step, or too few steps; final: every
+    step right but the marked answer wrong or missing; none: every step and the answer right. A right final
+    answer reached through a wrong step counts by that step. Other styles (the direct Oracle's) count as format.
+    """
+    lines = completion.split("\n")
+    values = problem.values()
+    for k, (op, n) in enumerate(problem.ops):
+        m = _STEP_LINE.fullmatch(lines[k]) if k < len(lines) else None
+        if m is None:
+            return "format"
+        a, o, b, c = int(m[1]), m[2], int(m[3]), int(m[4])
+        if a != values[k]:
+            return "carried"
+        if o != op:
+            return "sign"
+        if b != n:
+            return "operand"
+        if c != (a + b if o == "+" else a - b):
+            return "arithmetic"
+    return "none" if extract_answer(completion) == str(problem.answer) else "final"
+
+
 # ---------------------------------------------------------------- prior-knowledge tasks
 
 
