@@ -240,11 +240,76 @@ def trl_worker(spec: dict, loss: str, options: set[str]) -> dict:
     return record
 
 
+def grad_worker(spec: dict) -> dict:
+    """The first batch's loss and gradient, this project against TRL, with no optimizer step in between.
+
+    Losses at later steps differ by more than rounding because AdamW's first steps move every weight by about
+    lr * sign(gradient): where a gradient entry is rounding noise (shared prefixes cancel in DPO's gradient), the
+    two trainers' noise gives opposite signs and full-size steps. The gradient itself is where the numerics of the
+    two objectives are compared: relative L2 difference and the largest entry difference.
+    """
+    import functools
+
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from spot import losses
+    from spot.chat import prompt_text
+    from spot.data import PairDataModule
+    from spot.models import load_model, load_tokenizer
+    from spot.module import SPoTModule
+
+    loss, layout = spec["loss"], spec["layout"]
+    tok = load_tokenizer(spec["model_dir"])
+    rows = [json.loads(line) for line in (Path(spec["data_dir"]) / "pairs_in_order.jsonl").read_text().splitlines()]
+    data = Dataset.from_list([{"prompt": prompt_text(tok, r["prompt"]), "chosen": r["chosen"],
+                               "rejected": r["rejected"]} for r in rows])
+    with tempfile.TemporaryDirectory() as out:
+        config = DPOConfig(output_dir=out, per_device_train_batch_size=spec["batch"], beta=BETA,
+                           loss_type=[SAME_LOSS[loss]], max_length=None, report_to="none", use_cpu=True,
+                           train_sampling_strategy="sequential", bf16=False, gradient_checkpointing=False)
+        trl_model = load_model(spec["model_dir"])
+        trainer = DPOTrainer(model=trl_model, ref_model=load_model(spec["model_dir"]), args=config,
+                             train_dataset=data, processing_class=tok)
+        trl_model.train()
+        trl_loss = trainer.compute_loss(trl_model, next(iter(trainer.get_train_dataloader())))
+        trl_loss.backward()
+
+    fn = functools.partial(getattr(losses, "bce" if loss == "bco" else loss), beta=BETA)
+    module = SPoTModule(load_model(spec["model_dir"]), fn, reference=load_model(spec["model_dir"]))
+    module.policy.train()
+    dm = PairDataModule(str(Path(spec["data_dir"]) / "pairs.jsonl"), tok, pairs=True, batch_size=spec["batch"],
+                        max_length=8192, max_prompt_length=8192, layout=layout)
+    dm.setup()
+    loader = dm.train_dataloader()
+    loader.sampler.set_epoch(0)
+    our_loss = fn(module.forward_logps(next(iter(loader)))).losses.mean()
+    our_loss.backward()
+
+    theirs = dict(trl_model.named_parameters())
+    diff2 = ref2 = max_abs = 0.0
+    flips = entries = 0
+    for name, p in module.policy.named_parameters():
+        g, h = p.grad, theirs[name].grad
+        d = (g - h).double()
+        diff2, ref2 = diff2 + d.square().sum().item(), ref2 + h.double().square().sum().item()
+        max_abs = max(max_abs, d.abs().max().item())
+        # entries AdamW's first step (about lr * sign(g) once |g| >> eps = 1e-8) moves in opposite directions
+        flips += ((g * h < 0) & (g.abs().maximum(h.abs()) > 1e-8)).sum().item()
+        entries += g.numel()
+    return {"loss": loss, "layout": layout, "spot_loss": our_loss.item(), "trl_loss": trl_loss.item(),
+            "grad_rel_l2": (diff2 / ref2) ** 0.5, "grad_max_abs": max_abs, "grad_norm": ref2 ** 0.5,
+            "sign_flips": flips, "entries": entries}
+
+
 def worker(spec: dict) -> None:
     import torch
 
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
+    if spec.get("grad_check"):
+        print("RESULT " + json.dumps(grad_worker(spec)), flush=True)
+        return
     trainer, loss, *rest = spec["row"].split(":")
     options = set(rest[0].split("+")) if rest else set()
     record = (spot_worker if trainer == "spot" else trl_worker)(spec, loss, options)
@@ -313,6 +378,30 @@ def format_table(model: str, results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def grad_table(name: str, model_dir: Path, data_dir: Path, args) -> tuple[str, list[dict]]:
+    lines = ["| model | loss vs TRL | layout | loss (this project / TRL) | gradient norm | rel. L2 difference "
+             "| max abs difference | opposite signs (|g| > 1e-8) |", "|---|---|---|---|---|---|---|---|"]
+    results = []
+    for loss in ("dpo", "bce"):
+        for layout in ("shared", "padded"):
+            spec = {"grad_check": True, "loss": loss, "layout": layout, "model_dir": str(model_dir),
+                    "data_dir": str(data_dir), "batch": args.batch, "threads": args.threads}
+            proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
+                                  text=True, timeout=args.timeout)
+            out = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+            if proc.returncode or not out:
+                lines.append(f"| {name} | {loss} | {layout} | error: "
+                             f"{(proc.stderr.strip().splitlines() or ['no output'])[-1][:200]} |")
+                continue
+            r = json.loads(out[-1][len("RESULT "):])
+            results.append(r)
+            lines.append(f"| {name} | {loss} vs {SAME_LOSS[loss]} | {layout} | {r['spot_loss']:.7f} / "
+                         f"{r['trl_loss']:.7f} | {r['grad_norm']:.3e} | {r['grad_rel_l2']:.1e} "
+                         f"| {r['grad_max_abs']:.1e} | {r['sign_flips']} of {r['entries']} |")
+            print(lines[-1], flush=True)
+    return "\n".join(lines), results
+
+
 def prepare_data(model_dir: Path, data_dir: Path, pairs: list[dict], batch: int) -> float:
     """pairs.jsonl in source order, pairs_in_order.jsonl in training order; returns tokens per pair."""
     from spot.data import encode
@@ -342,6 +431,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2, help="runs of each row, interleaved; the fastest is kept")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per row")
     ap.add_argument("--json", default=os.environ.get("OUT") and str(Path(os.environ["OUT"]) / "bench_train.json"))
+    ap.add_argument("--grad-check", action="store_true",
+                    help="compare the first batch's loss and gradient with TRL's (dpo/sigmoid, bce/bco_pair) instead")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -358,6 +449,11 @@ def main() -> None:
             model_dir, data_dir = Path(tmp) / name, Path(tmp) / f"data-{name}"
             build_model_dir(name, model_dir)
             tokens_per_pair = prepare_data(model_dir, data_dir, pairs, args.batch)
+            if args.grad_check:
+                table, results = grad_table(name, model_dir, data_dir, args)
+                tables.append(table)
+                everything.append({"model": name, "grad_check": results})
+                continue
             runs: dict[str, list[dict]] = {row: [] for row in rows}
             for _ in range(args.repeat):  # interleaved, so that a busy spell on the machine hits every row
                 for row in rows:

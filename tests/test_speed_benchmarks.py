@@ -40,3 +40,16 @@ def test_bench_train_losses_agree_with_trl_step_by_step(tmp_path):
     rows = {r["row"]: r for r in json.loads((tmp_path / "bench_train.json").read_text())["models"][0]["rows"]}
     assert rows["spot:bce"]["max_dloss"] < 1e-4 and rows["spot:dpo"]["max_dloss"] < 1e-4
     assert rows["spot:dpo"]["slots"][0] < rows["trl:sigmoid"]["slots"][0]  # shared prefixes, no padding
+
+
+@pytest.mark.skipif(not GSM8K.exists(), reason="needs ../shared/data/gsm8k")
+def test_bench_train_first_gradient_equals_trls(tmp_path):
+    pytest.importorskip("trl")
+    run(["benchmarks/bench_train.py", "--models", "micro", "--batch", "2", "--steps", "2", "--grad-check"], tmp_path)
+    (model,) = json.loads((tmp_path / "bench_train.json").read_text())["models"]
+    rows = model["grad_check"]
+    assert [(r["loss"], r["layout"]) for r in rows] == [("dpo", "shared"), ("dpo", "padded"), ("bce", "shared"),
+                                                        ("bce", "padded")]
+    for r in rows:
+        assert abs(r["spot_loss"] - r["trl_loss"]) < 1e-6 and r["grad_norm"] > 0
+        assert r["grad_rel_l2"] < 1e-5  # float32 rounding; a wrong token, mask or sign gives order 1
