@@ -23,7 +23,8 @@ from pathlib import Path
 def read_runs(sweeps: list[Path]) -> list[dict]:
     runs = []
     for sweep in sweeps:
-        for path in sorted(sweep.glob("*/metrics.json")):
+        job = lambda p: (int(p.parent.name.split("_")[0]) if p.parent.name.split("_")[0].isdigit() else 0, str(p))
+        for path in sorted(sweep.glob("*/metrics.json"), key=job):
             m = json.loads(path.read_text())
             val = m["trained"]["groups"].get("val")
             if val is None:
