@@ -4,12 +4,11 @@
         experiment_name=toy_lr hydra.sweep.dir=multirun/toy_lr_pref
     python train.py -m method=sft,rft,sft_plus sft_lr=1.5e-4,5e-4,1.5e-3,5e-3 eval.suites.n_val=500 \
         experiment_name=toy_lr hydra.sweep.dir=multirun/toy_lr_sft
-    python experiments/select_lr.py multirun/toy_lr_pref multirun/toy_lr_sft --link multirun/toy_lr_selected
+    python experiments/select_lr.py multirun/toy_lr_pref multirun/toy_lr_sft
 
 Every run evaluates the validation problems (`toy_val_in_domain`, a stream of its own) and the test suites. For
 each method the run with the best validation in-domain accuracy is chosen (ties: the smaller learning rate);
-its test numbers are then read as they are. `--link` makes a directory of links to the chosen runs, for
-`python report.py <that directory>`.
+its test numbers are then read as they are. The last line printed is the report.py command for the chosen runs.
 """
 
 from __future__ import annotations
@@ -40,7 +39,6 @@ def read_runs(sweeps: list[Path]) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("sweeps", nargs="+", type=Path)
-    ap.add_argument("--link", type=Path, default=None, help="a directory of links to the chosen runs")
     a = ap.parse_args()
     runs = read_runs(a.sweeps)
     print(f"base: validation in-domain {100 * runs[0]['base_val']:.1f}")
@@ -53,15 +51,7 @@ def main() -> None:
         for r in mine:
             print(f"| {method} | {r['lr']:g} | {100 * r['val']:.1f} | {100 * r['test']:.1f} | "
                   f"{100 * r['prior']:.1f} | {100 * r['forgetting']:+.1f} | {'yes' if r is chosen[method] else ''} |")
-    if a.link:
-        a.link.mkdir(parents=True, exist_ok=True)
-        for r in chosen.values():
-            link = a.link / r["dir"].name
-            if link.is_symlink():
-                link.unlink()
-            link.symlink_to(r["dir"].resolve())
-        print(f"links to the chosen runs in {a.link}: python report.py {a.link}")
-
+    print("\npython report.py " + " ".join(str(r["dir"]) for r in chosen.values()) + " --out <dir>")
 
 if __name__ == "__main__":
     main()
