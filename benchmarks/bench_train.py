@@ -1,7 +1,7 @@
 """Pair training throughput, peak memory and losses: this project (BCO, DPO, BCE) against TRL's DPOTrainer
 (loss_type sigmoid = DPO, bco_pair = BCE), same model, pairs, batch size, optimizer and steps (issue #5).
 
-    python benchmarks/bench_train.py                                  # 3 models x 5 rows, ~30 min on 2 cores
+    python benchmarks/bench_train.py                                  # 3 models x 5 rows, ~65 min on 2 cores
     python benchmarks/bench_train.py --models toy-5m --steps 6 --ablation
     python benchmarks/bench_train.py --models toy-5m --steps 3 --rows spot:dpo,trl:sigmoid   # a quick look
 
@@ -243,10 +243,10 @@ def trl_worker(spec: dict, loss: str, options: set[str]) -> dict:
 def grad_worker(spec: dict) -> dict:
     """The first batch's loss and gradient, this project against TRL, with no optimizer step in between.
 
-    Losses at later steps differ by more than rounding because AdamW's first steps move every weight by about
-    lr * sign(gradient): where a gradient entry is rounding noise (shared prefixes cancel in DPO's gradient), the
-    two trainers' noise gives opposite signs and full-size steps. The gradient itself is where the numerics of the
-    two objectives are compared: relative L2 difference and the largest entry difference.
+    The per-step losses of the training rows can only agree to float32 rounding as amplified by the steps before
+    them (on random weights, lr 1e-5 moves these losses by order 1 a step). The gradient at the first batch is
+    where the two objectives' numerics are compared directly: relative L2 difference, the largest entry
+    difference, and how many entries have opposite signs (AdamW's first step moves those in opposite directions).
     """
     import functools
 
