@@ -466,7 +466,7 @@ def main() -> None:
     print(f"load average after: {os.getloadavg()}\n")
     print("\n\n".join(tables))
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "models": everything}, indent=1))
+        Path(args.json).write_text(json.dumps({"args": vars(args), "models": everything}, indent=1, default=str))
 
 
 if __name__ == "__main__":
