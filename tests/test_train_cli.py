@@ -49,9 +49,13 @@ def test_sweep_over_losses_and_betas(tmp_path, micro_model_dir, toy_files):
     train(tmp_path, "-m", "loss=bco,dpo", "loss.beta=0.05,0.1", f"model.path={micro_model_dir}",
           f"data.path={toy_files['pairs']}", "trainer.max_steps=1", "logger=csv", "hydra.sweep.dir=sweep",
           *TINY_EVAL)
-    runs = [json.loads(p.read_text())["run"] for p in sorted((tmp_path / "sweep").glob("*/metrics.json"))]
-    assert sorted((r["loss"], r["beta"]) for r in runs) == [("bco", 0.05), ("bco", 0.1), ("dpo", 0.05),
-                                                            ("dpo", 0.1)]
+    metrics = [json.loads(p.read_text()) for p in sorted((tmp_path / "sweep").glob("*/metrics.json"))]
+    assert sorted((m["run"]["loss"], m["run"]["beta"]) for m in metrics) == [("bco", 0.05), ("bco", 0.1),
+                                                                             ("dpo", 0.05), ("dpo", 0.1)]
+    # the base is scored once; the other runs read the cache and say so, with the time they actually spent
+    first, *rest = [m["base"] for m in metrics]
+    assert not first["cached"] and first["seconds"] > 0
+    assert all(b["cached"] and b["seconds"] == 0.0 and b["computed_seconds"] == first["seconds"] for b in rest)
 
 
 def test_sft_method_trains_on_single_completions(tmp_path, micro_model_dir, toy_files):

@@ -52,7 +52,9 @@ def base_cache_key(model_dir: str, suites: list[Suite], sampling: Sampling, seed
 def evaluate_base(module: SPoTModule, tokenizer, suites, sampling, seed, cache_file: Path | None) -> dict:
     if cache_file is not None and cache_file.exists():
         log.info("base scores from cache %s", cache_file)
-        return {**json.loads(cache_file.read_text()), "cached": True}
+        saved = json.loads(cache_file.read_text())
+        # "seconds" is what this run spent; the run that filled the cache spent "computed_seconds"
+        return {**saved, "seconds": 0.0, "computed_seconds": saved["seconds"], "cached": True}
     t0 = time.time()
     acc, records = evaluate_suites(module.policy, tokenizer, suites, sampling, seed=seed)
     result = {"suites": acc, "groups": group_means(acc, suites), "correct": correctness(records),
