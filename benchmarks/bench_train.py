@@ -119,15 +119,20 @@ def training_order(model_dir: Path, pairs_path: Path, batch: int) -> list[int]:
     return [index[tuple(dm.train_set[i][0][0])] for i in sampler]
 
 
+def run_worker(spec: dict, timeout: int) -> dict:
+    """One worker in its own process: its RESULT line, or {"error": the last line of its stderr}."""
+    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
+                          text=True, timeout=timeout)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]}
+    return json.loads(lines[-1][len("RESULT "):])
+
+
 def run_row(row: str, model_dir: Path, data_dir: Path, args) -> dict:
     spec = {"row": row, "model_dir": str(model_dir), "data_dir": str(data_dir), "steps": args.steps,
             "batch": args.batch, "threads": args.threads}
-    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
-                          text=True, timeout=args.timeout)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        return {"row": row, "error": (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]}
-    return json.loads(lines[-1][len("RESULT "):])
+    return {"row": row, **run_worker(spec, args.timeout)}
 
 
 # ----------------------------------------------------------------------------------------------- the workers
@@ -386,15 +391,11 @@ def grad_table(name: str, model_dir: Path, data_dir: Path, args) -> tuple[str, l
         for layout in ("shared", "padded"):
             spec = {"grad_check": True, "loss": loss, "layout": layout, "model_dir": str(model_dir),
                     "data_dir": str(data_dir), "batch": args.batch, "threads": args.threads}
-            proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
-                                  text=True, timeout=args.timeout)
-            out = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-            if proc.returncode or not out:
-                lines.append(f"| {name} | {loss} | {layout} | error: "
-                             f"{(proc.stderr.strip().splitlines() or ['no output'])[-1][:200]} |")
-                continue
-            r = json.loads(out[-1][len("RESULT "):])
+            r = run_worker(spec, args.timeout)
             results.append(r)
+            if "error" in r:
+                lines.append(f"| {name} | {loss} | {layout} | error: {r['error']} |")
+                continue
             lines.append(f"| {name} | {loss} vs {SAME_LOSS[loss]} | {layout} | {r['spot_loss']:.7f} / "
                          f"{r['trl_loss']:.7f} | {r['grad_norm']:.3e} | {r['grad_rel_l2']:.1e} "
                          f"| {r['grad_max_abs']:.1e} | {r['sign_flips']} of {r['entries']} |")
