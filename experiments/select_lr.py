@@ -51,6 +51,11 @@ def main() -> None:
         for r in mine:
             print(f"| {method} | {r['lr']:g} | {100 * r['val']:.1f} | {100 * r['test']:.1f} | "
                   f"{100 * r['prior']:.1f} | {100 * r['forgetting']:+.1f} | {'yes' if r is chosen[method] else ''} |")
+    for method, r in chosen.items():
+        rates = sorted({x["lr"] for x in runs if x["method"] == method})
+        if len(rates) > 1 and r["lr"] in (rates[0], rates[-1]):
+            side = "smallest" if r["lr"] == rates[0] else "largest"
+            print(f"note: {method} chose the {side} rate of its grid ({r['lr']:g}); extend the grid past it")
     print("\npython report.py " + " ".join(str(r["dir"]) for r in chosen.values()) + " --out <dir>")
 
 if __name__ == "__main__":
