@@ -56,3 +56,32 @@ def test_a_run_without_validation_scores_names_its_file_and_the_fix(tmp_path):
     out = select(tmp_path / "s")
     assert out.returncode != 0
     assert str(tmp_path / "s" / "0_dpo" / "metrics.json") in out.stderr and "eval.suites.n_val=500" in out.stderr
+
+
+def test_sign_probabilities_read_the_operator_positions_of_the_gold_solution():
+    import importlib.util
+
+    import torch
+
+    from spot.chat import completion_ids, prompt_ids
+    from spot.toy.model import build_model, build_tokenizer
+    from spot.toy.tasks import Problem
+
+    spec = importlib.util.spec_from_file_location("toy_signs", ROOT / "experiments" / "toy_signs.py")
+    toy_signs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(toy_signs)
+    tok = build_tokenizer()
+    model = build_model(tok, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64).eval()
+    problems = [Problem(start=12, ops=(("+", 5), ("-", 3)), verbs=("buys", "loses")),
+                Problem(start=40, ops=(("-", 7),), verbs=("sells",)),
+                Problem(start=2, ops=(("-", 9),), verbs=("eats",))]  # 2-9=-7: a '-' in a result, skipped
+    probs = toy_signs.sign_probabilities(model, tok, problems)
+    assert {v: len(p) for v, p in probs.items()} == {"buys": 1, "loses": 1, "sells": 1}
+    # "loses" is the second step of the first problem: P('-' | prompt, "12+5=17\n12"...) from a forward on the prefix
+    prompt = prompt_ids(tok, problems[0].text)
+    completion = completion_ids(tok, problems[0].solution())
+    j = [i for i, t in enumerate(completion) if t == tok.convert_tokens_to_ids("-")][0]
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt + completion[:j]])).logits[0, -1]
+    expected = logits.float().softmax(-1)[tok.convert_tokens_to_ids("-")].item()
+    assert abs(probs["loses"][0] - expected) < 1e-5
