@@ -19,11 +19,16 @@ import sys
 from pathlib import Path
 
 
+def job_order(path: Path) -> tuple[int, str]:
+    """Hydra's job number leads a sweep's run directory (`10_bco`): 2_ before 10_, unlike a plain string sort."""
+    num = path.parent.name.split("_")[0]
+    return (int(num) if num.isdigit() else 0, str(path))
+
+
 def read_runs(sweeps: list[Path]) -> list[dict]:
     runs = []
     for sweep in sweeps:
-        job = lambda p: (int(p.parent.name.split("_")[0]) if p.parent.name.split("_")[0].isdigit() else 0, str(p))
-        for path in sorted(sweep.glob("*/metrics.json"), key=job):
+        for path in sorted(sweep.glob("*/metrics.json"), key=job_order):
             m = json.loads(path.read_text())
             val = m["trained"]["groups"].get("val")
             if val is None:

@@ -17,25 +17,26 @@ from pathlib import Path
 import torch
 
 from spot.chat import completion_ids, prompt_ids
+from spot.logps import token_logps
 from spot.toy.tasks import Problem
 
 
 @torch.no_grad()
 def sign_probabilities(model, tokenizer, problems: list[Problem]) -> dict[str, list[float]]:
     """{verb: [P(right operator) at each step with that verb]} under teacher forcing on the gold solutions."""
-    ops = {tokenizer.convert_tokens_to_ids(op): op for op in "+-"}
+    ops = {tokenizer.convert_tokens_to_ids(op) for op in "+-"}
     out: dict[str, list[float]] = defaultdict(list)
     for problem in problems:
         prompt, completion = prompt_ids(tokenizer, problem.text), completion_ids(tokenizer, problem.solution())
-        logp = model(torch.tensor([prompt + completion])).logits[0].float().log_softmax(-1)
+        ids = torch.tensor([prompt + completion])
+        logp = token_logps(model(ids).logits[:, :-1], ids[:, 1:])[0]  # logp[i]: log p(token i + 1)
         positions = [j for j, t in enumerate(completion) if t in ops]
         # the n-th operator of the solution belongs to the n-th sentence's verb; a '-' inside a negative number
         # would break that alignment, so such problems are skipped rather than misread
         if len(positions) != len(problem.ops):
             continue
         for j, verb in zip(positions, problem.verbs):
-            # the logits at position p predict token p + 1
-            out[verb].append(logp[len(prompt) + j - 1, completion[j]].exp().item())
+            out[verb].append(logp[len(prompt) + j - 1].exp().item())
     return dict(out)
 
 

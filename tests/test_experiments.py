@@ -1,4 +1,5 @@
-"""experiments/select_lr.py: the learning rate is chosen on validation, never on the test set."""
+"""experiments/: select_lr.py chooses the learning rate on validation, never on the test set; toy_signs.py reads
+the operator probabilities at the right positions."""
 
 from __future__ import annotations
 
