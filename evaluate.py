@@ -4,10 +4,12 @@
     python evaluate.py model=outputs/<date>/<time>_bco            # a train.py run vs its base: deltas, KL
     python evaluate.py model=outputs/.../checkpoints/last.ckpt    # a Lightning checkpoint of a run
     python evaluate.py model=Qwen/Qwen3-8B model.dtype=bfloat16 eval=paper     # the paper's suites
-    python evaluate.py model=<model> eval=[gsm8k,math500] sampling.temperature=0 limit=50
+    python evaluate.py model=<model> "eval=[gsm8k,math500]" eval.limit=50
 
-`model=` takes a conf/model/ name or anything loadable: a hub id, a directory, a run or a .ckpt. Outputs go to
-outputs/eval/<date>/<time>/: samples.jsonl (and base_samples.jsonl), metrics.json.
+`model=` takes a conf/model/ name or anything loadable: a hub id, a directory, a run or a .ckpt. A train.py
+run is scored with the prompt format it was trained with (its model.problem_template and enable_thinking)
+unless those are overridden here. Outputs go to outputs/eval/<date>/<time>/: samples.jsonl (and
+base_samples.jsonl), metrics.json.
 """
 
 from __future__ import annotations
@@ -34,68 +36,38 @@ def model_shorthand(argv: list[str]) -> list[str]:
     return out
 
 
-def build_suites(node: DictConfig) -> list:
-    """Every selected suite config, instantiated. A constructor's own error (a missing file, a bad row) comes
-    out as itself rather than wrapped by Hydra, so it can be printed as one line."""
-    from hydra.utils import instantiate
-
-    from spot.evaluate.benchmarks import BenchmarkError
-    from spot.evaluate.suites import Suite
-
-    # train.py's eval=toy holds one _target_ for all its suites; the files in conf/eval/ each add one entry
-    nodes = {"": node} if "_target_" in node else {f".{k}": node[k] for k in node}
-    suites = []
-    for key, n in nodes.items():
-        try:
-            built = instantiate(n, _partial_=True)()
-        except TypeError as e:  # an override naming a parameter the builder does not have
-            if "argument" not in str(e):
-                raise
-            raise BenchmarkError(f"eval.suites{key}: {e}") from None
-        suites += [built] if isinstance(built, Suite) else list(built)
-    return suites
-
-
-def fail(error: Exception) -> None:
-    """Bad input ends the run with one line on stderr and exit status 2, as train.py does."""
-    print(f"error: {error}", file=sys.stderr)
-    sys.exit(2)
-
-
-@hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
-    # Imports inside main: `--help` and config errors answer without loading torch.
+def run(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
 
-    from spot.evaluate.benchmarks import BenchmarkError, adjust
+    from spot.cli import build_suites, sampling_of
 
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:  # suites first: a missing benchmark file is reported before torch and the model load
-        suites = adjust(build_suites(cfg.eval.suites), limit=cfg.limit, n_samples=cfg.n_samples,
-                        max_new_tokens=cfg.max_new_tokens)
-    except BenchmarkError as e:
-        fail(e)
+    suites = build_suites(cfg.eval)  # first: a missing benchmark file is reported before torch loads a model
+    sampling = sampling_of(cfg.eval.sampling)
 
-    from spot.evaluate.checkpoints import CheckpointError
-    from spot.evaluate.forgetting import KLSettings
-    from spot.evaluate.run import EvalPlan, evaluate_model, log_to_wandb
-    from spot.generation import Sampling
+    from spot.evaluate.checkpoints import resolve_source
+    from spot.evaluate.evaluation import EvalPlan, evaluate_model, log_to_wandb
+    from spot.evaluate.kl import KLSettings
 
-    thinking = cfg.model.get("enable_thinking")
+    overridden = {o.split("=")[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+    fmt = {"enable_thinking": cfg.model.get("enable_thinking"), "problem_template": cfg.model.problem_template}
+    trained_with = resolve_source(cfg.model.path).chat or {}  # a run's own prompt format
+    fmt |= {k: v for k, v in trained_with.items() if f"model.{k}" not in overridden}
     plan = EvalPlan(model=cfg.model.path, base=cfg.base, dtype=cfg.model.dtype, seed=cfg.seed, device=cfg.device,
-                    sampling=Sampling(**cfg.sampling, enable_thinking=thinking),
-                    kl=KLSettings(**cfg.kl, enable_thinking=thinking) if cfg.kl else None, progress=cfg.progress)
-    try:
-        metrics = evaluate_model(plan, suites, out_dir)
-    except (BenchmarkError, CheckpointError) as e:  # a scorer's missing dependency, a model that won't load
-        fail(e)
+                    sampling=sampling, kl=KLSettings(**cfg.kl) if cfg.kl else None, progress=cfg.eval.progress,
+                    **fmt)
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    metrics = evaluate_model(plan, suites, out_dir)
     log_to_wandb(metrics, out_dir, config=OmegaConf.to_container(cfg, resolve=True),
                  **OmegaConf.to_container(cfg.wandb, resolve=True))
     print_summary(metrics, out_dir)
-    return metrics["trained"]["groups"].get("in_domain")
+    return metrics
 
 
 def print_summary(metrics: dict, out_dir: Path) -> None:
+    if "trained" not in metrics:
+        print(metrics["note"])
+        print(f"wrote {out_dir / 'metrics.json'}")
+        return
     base = metrics.get("base", {}).get("suites", {})
     print(f"{'suite':<24} {'metric':>8} {'score':>7} {'base':>7}")
     for name, d in metrics["trained"]["details"].items():
@@ -105,6 +77,17 @@ def print_summary(metrics: dict, out_dir: Path) -> None:
         print(f"KL(policy || base): {metrics['kl']['token']:.4f} per token, {metrics['kl']['sequence']:.3f} "
               "per sequence")
     print(f"wrote {out_dir / 'metrics.json'}")
+
+
+@hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    from spot.errors import UserError, exit_with
+
+    try:
+        metrics = run(cfg)
+    except UserError as e:  # a missing benchmark file, a model that won't load, a value out of range
+        exit_with(e)
+    return (metrics.get("trained") or {}).get("groups", {}).get("in_domain")
 
 
 if __name__ == "__main__":

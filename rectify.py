@@ -10,10 +10,8 @@ Rerun the same command after a crash: journaled work is skipped. See src/spot/re
 from __future__ import annotations
 
 import logging
-import sys
 
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("rectify")
@@ -27,46 +25,43 @@ def settings_of(cfg: DictConfig, oracle) -> dict[str, dict]:
         # how fast and how patient, not what is asked: free to change between reruns
         backend.pop(speed_only, None)
     sampling = OmegaConf.to_container(cfg.sampling, resolve=True)
-    return {"samples": {"model": cfg.model.path, "sampling": sampling},
+    samples = {"model": cfg.model.path, "sampling": sampling, "problem_template": cfg.model.problem_template,
+               "enable_thinking": cfg.model.enable_thinking}
+    return {"samples": samples,
             "oracle": {"backend": backend, "with_reference": cfg.with_reference,
                        "prompts": getattr(oracle, "prompt_digest", None)}}
 
 
-def build(node: DictConfig):
-    """instantiate, but a constructor's own error (a bad problem file, a missing key) reaches the caller as
-    itself rather than wrapped in Hydra's InstantiationException, so it can be printed as one line."""
-    return instantiate(node, _partial_=True)()
-
-
 def rectify(cfg: DictConfig) -> dict:
-    from spot.generation import Sampling
+    from spot.chat import ChatFormat
+    from spot.cli import build, sampling_of
     from spot.models import load_tokenizer
     from spot.rectify.pipeline import Price, RectifyConfig, run
     from spot.rectify.sampling import PolicySampler
 
-    oracle = build(cfg.oracle.backend)  # first: a missing key must stop the run before hours of sampling
-    items = build(cfg.problems.source)
-    verifier = build(cfg.problems.verifier)
-    tokenizer = load_tokenizer(cfg.model.path)
-    sampling = Sampling(**OmegaConf.to_container(cfg.sampling, resolve=True),
-                        enable_thinking=cfg.model.get("enable_thinking"))
-    sampler = PolicySampler(cfg.model.path, cfg.model.dtype, sampling)
     run_cfg = RectifyConfig(out_dir=cfg.out_dir, seed=cfg.seed, gamma=cfg.gamma, chunk_size=cfg.chunk_size,
                             direct=cfg.direct, with_reference=cfg.with_reference,
                             max_in_flight=cfg.oracle.max_in_flight, price=Price(**cfg.oracle.price),
                             progress=cfg.progress, journal_dir=cfg.journal_dir)
+    sampling = sampling_of(cfg.sampling)
+    oracle = build(cfg.oracle.backend, "oracle.backend")  # early: a missing key must stop the run before sampling
+    items = build(cfg.problems.source, "problems.source")
+    verifier = build(cfg.problems.verifier, "problems.verifier")
+    tokenizer = load_tokenizer(cfg.model.path)
+    chat = ChatFormat(tokenizer, cfg.model.enable_thinking, cfg.model.problem_template)
+    sampler = PolicySampler(cfg.model.path, cfg.model.dtype, chat, sampling)
     tokenize = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
     return run(items, sampler, tokenize, verifier, oracle, run_cfg, settings_of(cfg, oracle))
 
 
 @hydra.main(version_base=None, config_path="conf", config_name="rectify")
 def main(cfg: DictConfig) -> None:
-    from spot.rectify.pipeline import USER_ERRORS
+    from spot.errors import UserError, exit_with
 
     try:
         report = rectify(cfg)
-    except USER_ERRORS as e:
-        sys.exit(f"rectify: {e}")
+    except UserError as e:
+        exit_with(e)
     c = report["counts"]
     log.info("%d samples, %d correct (rft), %d wrong -> %d pairs (gamma %.2f), %d direct; drops %s; wrote %s",
              c["samples"], c["correct"], c["wrong"], c["pairs"], report["gamma"], c["direct"],

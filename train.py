@@ -4,90 +4,91 @@
     python train.py loss=dpo loss.beta=0.05
     python train.py -m loss=bco,dpo,bce loss.beta=0.05,0.1
     python train.py -m experiment=toy_table          # Base/SFT/RFT/SFT+/DPO/BCE/BCO at toy scale
+    python train.py model=hf model.path=<model> data=rectified_4k data.path=<pairs> "eval=[gsm8k]"
     python train.py trainer=deepspeed_zero2 model=hf model.path=Qwen/Qwen3-8B data=rectified_4k \
         speed.gradient_checkpointing=true           # 8 GPUs; multi-node commands: benchmarks/README.md
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 
-@hydra.main(config_path="conf", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
-    # Imports inside main: `python train.py --help` and config errors answer without loading torch.
+def run(cfg: DictConfig) -> dict:
+    # Imports inside: `python train.py --help` and config errors answer without loading torch.
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
-    from spot.data import DataError, PairDataModule
-    from spot.experiment import StepLog, base_cache_key, fit_and_evaluate
-    from spot.generation import Sampling
+    from spot.chat import ChatFormat
+    from spot.cli import build, build_suites, sampling_of
+    from spot.data import PairDataModule
     from spot.losses import RewardShift
-    from spot.models import ModelLoadError, load_model, load_tokenizer
-    from spot.module import OptimConfig, SPoTModule, loss_needs
+    from spot.models import load_model, load_tokenizer
+    from spot.module import OptimConfig, SPoTModule
     from spot.refcache import ReferenceLogps
+    from spot.training import RunScoring, StepLog, base_cache_key, train_and_evaluate
+
+    # typed settings first: a wrong value stops here, before a model or a data file is read
+    objective = build(cfg.loss, "loss")
+    optim = OptimConfig(**{**cfg.optim, "betas": tuple(cfg.optim.betas)})
+    shift = RewardShift(**cfg.reward_shift) if objective.needs_shift else None
+    sampling = sampling_of(cfg.eval.sampling)
+    suites = build_suites(cfg.eval)
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     L.seed_everything(cfg.seed, workers=True)
-    try:
-        tokenizer = load_tokenizer(cfg.model.path)
-    except ModelLoadError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    loss_fn = instantiate(cfg.loss)
-    needs_reference, needs_pairs, needs_shift = loss_needs(loss_fn)
-    data_cfg = OmegaConf.to_container(cfg.data)
-    datamodule = PairDataModule(tokenizer=tokenizer, pairs=needs_pairs, seed=cfg.seed,
-                                enable_thinking=cfg.model.enable_thinking, layout=cfg.speed.layout,
-                                group_by_length=cfg.speed.group_by_length, **data_cfg)
-    try:
-        datamodule.setup("fit")
-    except (DataError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    tokenizer = load_tokenizer(cfg.model.path)
+    chat = ChatFormat(tokenizer, cfg.model.enable_thinking, cfg.model.problem_template)
+    datamodule = PairDataModule(chat=chat, pairs=objective.needs_pairs, seed=cfg.seed, layout=cfg.speed.layout,
+                                group_by_length=cfg.speed.group_by_length, **OmegaConf.to_container(cfg.data))
+    datamodule.setup("fit")
     policy = load_model(cfg.model.path, cfg.model.dtype)
     if cfg.speed.gradient_checkpointing:
         policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     # Precomputed: the policy, still at its initial weights, scores the reference log-probs before training
     # (spot.refcache), so the reference model is never loaded.
-    precompute = needs_reference and cfg.speed.precompute_reference
-    reference = load_model(cfg.model.path, cfg.model.dtype) if needs_reference and not precompute else None
-    module = SPoTModule(
-        policy, loss_fn, reference=reference,
-        reward_shift=RewardShift(**cfg.reward_shift) if needs_shift else None,
-        optim=OptimConfig(**{**cfg.optim, "betas": tuple(cfg.optim.betas)}), precomputed_reference=precompute,
-    )
+    precompute = objective.needs_reference and cfg.speed.precompute_reference
+    reference = load_model(cfg.model.path, cfg.model.dtype) if objective.needs_reference and not precompute else None
+    module = SPoTModule(policy, objective, reference=reference, reward_shift=shift, optim=optim,
+                        precomputed_reference=precompute)
 
+    key = base_cache_key(cfg.model.path, suites, sampling, chat, cfg.seed) if cfg.eval.cache_base else None
+    scoring = RunScoring(chat, suites, sampling, seed=cfg.seed, progress=cfg.eval.progress,
+                         base_cache=Path(".cache/spot/base_eval") / f"{key}.json" if key else None,
+                         save_dir=out_dir / "policy" if cfg.save_policy else None)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in cfg.trainer.get("callbacks") or []]
     callbacks += [instantiate(c) for c in cfg.eval.get("callbacks") or []]  # e.g. eval=toy_curves
-    callbacks.append(StepLog(out_dir / "train_log.jsonl"))
+    callbacks += [StepLog(out_dir / "train_log.jsonl"), scoring]
     if precompute:
         callbacks.append(ReferenceLogps(cfg.speed.reference_cache_dir))
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(out_dir))
     if logger:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    suites = instantiate(cfg.eval.suites)
-    sampling = Sampling(**cfg.eval.sampling)
-    key = base_cache_key(cfg.model.path, suites, sampling, cfg.seed) if cfg.eval.cache_base else None
     run_info = {"method": cfg.method_name, "loss": HydraConfig.get().runtime.choices.loss,
-                "beta": cfg.loss.get("beta"), "data": cfg.data.path, "model": cfg.model.path,
+                "beta": objective.beta, "data": cfg.data.path, "model": cfg.model.path,
                 "lr": cfg.optim.lr, "seed": cfg.seed, "reward_shift": cfg.reward_shift.mode,
                 "experiment": cfg.experiment_name, "gamma": cfg.get("gamma"), "n_pairs": cfg.get("n_pairs")}
-    metrics = fit_and_evaluate(
-        module, datamodule, trainer, tokenizer, suites, sampling, out_dir, run_info,
-        base_cache=Path(".cache/spot/base_eval") / f"{key}.json" if key else None,
-        ckpt_path=cfg.ckpt_path, seed=cfg.seed, save_policy=cfg.save_policy,
-    )
+    metrics = train_and_evaluate(module, datamodule, trainer, scoring, out_dir, run_info, ckpt_path=cfg.ckpt_path)
     if logger and hasattr(logger, "experiment") and hasattr(logger.experiment, "finish"):
         logger.experiment.finish()
-    return metrics.get("trained", {}).get("groups", {}).get("in_domain")
+    return metrics
+
+
+@hydra.main(config_path="conf", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    from spot.errors import UserError, exit_with
+
+    try:
+        metrics = run(cfg)
+    except UserError as e:
+        exit_with(e)
+    return (metrics.get("trained") or {}).get("groups", {}).get("in_domain")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from spot.rectify.calls import Request, oracle_stage
 from spot.rectify.journal import Journal
-from spot.rectify.oracle import OracleReply
+from spot.rectify.oracles.base import OracleReply
 
 
 class NullOracle:
@@ -53,7 +53,7 @@ class NullOracle:
 
 def start_server(latency: float, fault_rate: float, key: str) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "BENCH_KEY": key}
-    cmd = [sys.executable, "-m", "spot.rectify.fake_server", "--port", "0", "--latency", str(latency),
+    cmd = [sys.executable, "-m", "spot.rectify.oracles.fake_server", "--port", "0", "--latency", str(latency),
            "--fault-rate", str(fault_rate), "--retry-after", "0.05", "--timeout-sleep", "3",
            "--require-key-env", "BENCH_KEY"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
@@ -66,10 +66,10 @@ def make_oracle(kind: str, url: str, args) -> object:
     if kind == "null":
         return NullOracle(args.latency, args.in_flight)
     if kind == "anthropic":
-        from spot.rectify.claude import AnthropicOracle
+        from spot.rectify.oracles.anthropic import AnthropicOracle
 
         return AnthropicOracle(model="fake", base_url=url, timeout_s=1.0, **common)
-    from spot.rectify.openai_compat import OpenAICompatOracle
+    from spot.rectify.oracles.openai_compatible import OpenAICompatOracle
 
     return OpenAICompatOracle(model="fake", base_url=f"{url}/v1", timeout_s=1.0, api_key_env="BENCH_KEY",
                               **common)

@@ -105,15 +105,16 @@ def build_model_dir(name: str, out: Path) -> None:
 
 def training_order(model_dir: Path, pairs_path: Path, batch: int) -> list[int]:
     """The file rows in the order this project's data module feeds them at epoch 0 (TRL is given the same)."""
+    from spot.chat import ChatFormat
     from spot.data import PairDataModule, encode
     from spot.models import load_tokenizer
 
-    tok = load_tokenizer(str(model_dir))
-    dm = PairDataModule(str(pairs_path), tok, pairs=True, batch_size=batch, max_length=8192,
+    chat = ChatFormat(load_tokenizer(str(model_dir)))
+    dm = PairDataModule(str(pairs_path), chat, pairs=True, batch_size=batch, max_length=8192,
                         max_prompt_length=8192)
     dm.setup()
     rows = [json.loads(line) for line in pairs_path.read_text().splitlines()]
-    index = {tuple(encode(tok, r["prompt"], r["chosen"], 8192, 8192)[0]): i for i, r in enumerate(rows)}
+    index = {tuple(encode(chat, r["prompt"], r["chosen"], 8192, 8192)[0]): i for i, r in enumerate(rows)}
     sampler = dm.train_dataloader().sampler
     sampler.set_epoch(0)
     return [index[tuple(dm.train_set[i][0][0])] for i in sampler]
@@ -150,11 +151,10 @@ def rss_now_mb() -> float:
 
 def spot_worker(spec: dict, loss: str, options: set[str]) -> dict:
     """This project's real training path: PairDataModule, SPoTModule and ReferenceLogps under a Lightning Trainer."""
-    import functools
-
     import lightning as L
 
     from spot import losses
+    from spot.chat import ChatFormat
     from spot.data import PairDataModule
     from spot.models import load_model, load_tokenizer
     from spot.module import OptimConfig, SPoTModule
@@ -162,14 +162,14 @@ def spot_worker(spec: dict, loss: str, options: set[str]) -> dict:
 
     live = "live" in options
     layout = next((o for o in ("padded", "packed", "shared") if o in options), "shared")
-    fn = functools.partial(getattr(losses, loss), beta=BETA)
+    fn = losses.Objective(getattr(losses, loss), beta=BETA)
     module = SPoTModule(load_model(spec["model_dir"]), fn,
                         reference=load_model(spec["model_dir"]) if live else None,
                         reward_shift=losses.RewardShift() if fn.func.needs_shift else None,
                         optim=OptimConfig(lr=LR, betas=(0.9, 0.95), weight_decay=0.0, warmup_ratio=0.0,
                                           min_lr_ratio=1.0),
                         precomputed_reference=not live)
-    dm = PairDataModule(str(Path(spec["data_dir"]) / "pairs.jsonl"), load_tokenizer(spec["model_dir"]),
+    dm = PairDataModule(str(Path(spec["data_dir"]) / "pairs.jsonl"), ChatFormat(load_tokenizer(spec["model_dir"])),
                         pairs=True, batch_size=spec["batch"], max_length=8192, max_prompt_length=8192,
                         layout=layout)
     record = {"times": [], "cpu": [], "losses": [], "slots": []}
@@ -200,13 +200,13 @@ def trl_worker(spec: dict, loss: str, options: set[str]) -> dict:
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
-    from spot.chat import prompt_text
+    from spot.chat import ChatFormat
     from spot.models import load_tokenizer
 
     tok = load_tokenizer(spec["model_dir"])
     rows = [json.loads(line) for line in (Path(spec["data_dir"]) / "pairs_in_order.jsonl").read_text().splitlines()]
     # the prompt as this project renders it (chat template, no tokenization difference for a character tokenizer)
-    data = Dataset.from_list([{"prompt": prompt_text(tok, r["prompt"]), "chosen": r["chosen"],
+    data = Dataset.from_list([{"prompt": ChatFormat(tok).prompt_text(r["prompt"]), "chosen": r["chosen"],
                                "rejected": r["rejected"]} for r in rows])
     precompute = "precompute" in options
     # TRL's DPOConfig defaults to bf16 autocast and gradient checkpointing; the comparison is float32 without
@@ -253,13 +253,11 @@ def grad_worker(spec: dict) -> dict:
     where the two objectives' numerics are compared directly: relative L2 difference, the largest entry
     difference, and how many entries have opposite signs (AdamW's first step moves those in opposite directions).
     """
-    import functools
-
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     from spot import losses
-    from spot.chat import prompt_text
+    from spot.chat import ChatFormat
     from spot.data import PairDataModule
     from spot.models import load_model, load_tokenizer
     from spot.module import SPoTModule
@@ -267,7 +265,7 @@ def grad_worker(spec: dict) -> dict:
     loss, layout = spec["loss"], spec["layout"]
     tok = load_tokenizer(spec["model_dir"])
     rows = [json.loads(line) for line in (Path(spec["data_dir"]) / "pairs_in_order.jsonl").read_text().splitlines()]
-    data = Dataset.from_list([{"prompt": prompt_text(tok, r["prompt"]), "chosen": r["chosen"],
+    data = Dataset.from_list([{"prompt": ChatFormat(tok).prompt_text(r["prompt"]), "chosen": r["chosen"],
                                "rejected": r["rejected"]} for r in rows])
     with tempfile.TemporaryDirectory() as out:
         config = DPOConfig(output_dir=out, per_device_train_batch_size=spec["batch"], beta=BETA,
@@ -280,11 +278,11 @@ def grad_worker(spec: dict) -> dict:
         trl_loss = trainer.compute_loss(trl_model, next(iter(trainer.get_train_dataloader())))
         trl_loss.backward()
 
-    fn = functools.partial(getattr(losses, "bce" if loss == "bco" else loss), beta=BETA)
+    fn = losses.Objective(getattr(losses, "bce" if loss == "bco" else loss), beta=BETA)
     module = SPoTModule(load_model(spec["model_dir"]), fn, reference=load_model(spec["model_dir"]))
     module.policy.train()
-    dm = PairDataModule(str(Path(spec["data_dir"]) / "pairs.jsonl"), tok, pairs=True, batch_size=spec["batch"],
-                        max_length=8192, max_prompt_length=8192, layout=layout)
+    dm = PairDataModule(str(Path(spec["data_dir"]) / "pairs.jsonl"), ChatFormat(tok), pairs=True,
+                        batch_size=spec["batch"], max_length=8192, max_prompt_length=8192, layout=layout)
     dm.setup()
     loader = dm.train_dataloader()
     loader.sampler.set_epoch(0)
@@ -405,6 +403,7 @@ def grad_table(name: str, model_dir: Path, data_dir: Path, args) -> tuple[str, l
 
 def prepare_data(model_dir: Path, data_dir: Path, pairs: list[dict], batch: int) -> float:
     """pairs.jsonl in source order, pairs_in_order.jsonl in training order; returns tokens per pair."""
+    from spot.chat import ChatFormat
     from spot.data import encode
     from spot.models import load_tokenizer
 
@@ -412,8 +411,8 @@ def prepare_data(model_dir: Path, data_dir: Path, pairs: list[dict], batch: int)
     (data_dir / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
     order = training_order(model_dir, data_dir / "pairs.jsonl", batch)
     (data_dir / "pairs_in_order.jsonl").write_text("".join(json.dumps(pairs[i]) + "\n" for i in order))
-    tok = load_tokenizer(str(model_dir))
-    lengths = [len(encode(tok, p["prompt"], p[k], 8192, 8192)[0]) for p in pairs for k in ("chosen", "rejected")]
+    chat = ChatFormat(load_tokenizer(str(model_dir)))
+    lengths = [len(encode(chat, p["prompt"], p[k], 8192, 8192)[0]) for p in pairs for k in ("chosen", "rejected")]
     return sum(lengths) / len(pairs)
 
 

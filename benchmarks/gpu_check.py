@@ -76,11 +76,12 @@ def synthetic_pairs(n: int, length: int, seed: int = 0) -> list[dict]:
 
 def pair_tokens(model_dir: Path, pairs: list[dict]) -> float:
     """Mean tokens per pair, both sequences with their prompt, as this project encodes them."""
+    from spot.chat import ChatFormat
     from spot.data import encode
     from spot.models import load_tokenizer
 
-    tok = load_tokenizer(str(model_dir))
-    return sum(len(encode(tok, p["prompt"], p[k], 8192, 4096)[0]) for p in pairs for k in ("chosen", "rejected")
+    chat = ChatFormat(load_tokenizer(str(model_dir)))
+    return sum(len(encode(chat, p["prompt"], p[k], 8192, 4096)[0]) for p in pairs for k in ("chosen", "rejected")
                ) / len(pairs)
 
 
@@ -94,25 +95,29 @@ def model_flops_per_token(cfg: dict, seq: int) -> float:
 
 
 def run_spot(model_dir: Path, pairs_path: Path, args, device: str, deepspeed: bool = False) -> dict:
-    """BCO through this project's path; with `deepspeed`, ZeRO-3 on one GPU and a live (sharded) reference."""
-    import functools
-
+    """BCO through this project's path; with `deepspeed`, ZeRO-3 on one GPU and a live (sharded) reference,
+    scored and saved through train.py's RunScoring (which gathers the ZeRO-3 policy first)."""
     import lightning as L
 
     from spot import losses
+    from spot.answers import Verdict
+    from spot.chat import ChatFormat
     from spot.data import PairDataModule
+    from spot.evaluate.suites import Suite
+    from spot.generation import Sampling
     from spot.models import load_model, load_tokenizer
     from spot.module import OptimConfig, SPoTModule
     from spot.refcache import ReferenceLogps
+    from spot.training import RunScoring
 
     tok, dtype = load_tokenizer(str(model_dir)), "float32"
-    module = SPoTModule(load_model(str(model_dir), dtype), functools.partial(losses.bco, beta=0.1),
+    module = SPoTModule(load_model(str(model_dir), dtype), losses.Objective(losses.bco, beta=0.1),
                         reference=load_model(str(model_dir), dtype) if deepspeed else None,
                         reward_shift=losses.RewardShift(), optim=OptimConfig(lr=1e-6),
                         precomputed_reference=not deepspeed)
     if args.gradient_checkpointing:
         module.policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    dm = PairDataModule(str(pairs_path), tok, pairs=True, batch_size=args.batch, max_length=8192,
+    dm = PairDataModule(str(pairs_path), ChatFormat(tok), pairs=True, batch_size=args.batch, max_length=8192,
                         max_prompt_length=4096, layout=args.layout)
     stamps: list[tuple[float, int]] = []
 
@@ -130,23 +135,27 @@ def run_spot(model_dir: Path, pairs_path: Path, args, device: str, deepspeed: bo
 
         strategy = DeepSpeedStrategy(stage=3, logging_batch_size_per_gpu=args.batch)
     refs = ReferenceLogps(None)
+    callbacks = [Timer(), refs]
+    scoring = None
+    if deepspeed:  # a 4-problem suite: enough to show the gathered policy generates, and is saved whole
+        problems = [json.loads(line)["prompt"] for line in pairs_path.read_text().splitlines()[:4]]
+        suite = Suite("gpu_check", "in_domain", problems, ["-"] * len(problems), lambda c, a: Verdict(False, None),
+                      max_new_tokens=8)
+        save_dir = Path(tempfile.mkdtemp()) / "policy"
+        scoring = RunScoring(ChatFormat(tok), [suite], Sampling(max_new_tokens=8, batch_size=4), save_dir=save_dir,
+                             progress=False)
+        callbacks.append(scoring)
     trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, strategy=strategy,
                         precision="bf16-mixed" if device == "cuda" else "32-true", max_steps=args.steps,
                         gradient_clip_val=1.0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-                        callbacks=[Timer(), refs])
+                        callbacks=callbacks)
     trainer.fit(module, dm)
     out = {"stamps": stamps, "ref_pass_s": refs.report.get("train", {}).get("seconds")}
-    if deepspeed:  # after ZeRO-3 the policy is sharded: gather it as experiment.py must before evaluating
-        import torch
-
-        from spot.speed.deepspeed import consolidate_policy
-
-        consolidate_policy(trainer, module)
-        with torch.no_grad():
-            logits = module.policy(input_ids=torch.tensor([[5, 6, 7, 8]], device=module.device)).logits
+    if scoring is not None:  # RunScoring gathered the ZeRO-3 policy, scored it and saved it (train.py's path)
         out["consolidated_params"] = sum(p.numel() for p in module.policy.parameters())
-        out["consolidated_logits_finite"] = bool(torch.isfinite(logits).all())
+        out["scored_completions"] = len(scoring.records or [])
+        out["saved_policy"] = sorted(p.name for p in scoring.save_dir.glob("*.safetensors"))
     return out
 
 
@@ -156,12 +165,12 @@ def run_trl(model_dir: Path, pairs_path: Path, args, device: str) -> dict:
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
-    from spot.chat import prompt_text
+    from spot.chat import ChatFormat
     from spot.models import load_tokenizer
 
     tok = load_tokenizer(str(model_dir))
     rows = [json.loads(line) for line in pairs_path.read_text().splitlines()]
-    data = Dataset.from_list([{**r, "prompt": prompt_text(tok, r["prompt"])} for r in rows])
+    data = Dataset.from_list([{**r, "prompt": ChatFormat(tok).prompt_text(r["prompt"])} for r in rows])
     stamps: list[tuple[float, int]] = []
 
     class Timer(TrainerCallback):

@@ -17,6 +17,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from spot.chat import ChatFormat
 from spot.toy.tasks import ERROR_KINDS, first_error, parse_problem
 
 
@@ -35,7 +36,7 @@ def from_model(path: Path, n: int) -> list[tuple[str, str]]:
     from spot.models import load_model, load_tokenizer
 
     prompts = [p.text for p in toy_test_problems(n)]
-    completions = generate(load_model(str(path)), load_tokenizer(str(path)), prompts,
+    completions = generate(load_model(str(path)), ChatFormat(load_tokenizer(str(path))), prompts,
                            Sampling(max_new_tokens=128, batch_size=250), desc=path.name)
     return list(zip(prompts, completions))
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from spot.chat import completion_ids, prompt_ids
+from spot.chat import ChatFormat
 from spot.logps import token_logps
 from spot.toy.tasks import Problem
 
@@ -26,8 +26,9 @@ def sign_probabilities(model, tokenizer, problems: list[Problem]) -> dict[str, l
     """{verb: [P(right operator) at each step with that verb]} under teacher forcing on the gold solutions."""
     ops = {tokenizer.convert_tokens_to_ids(op) for op in "+-"}
     out: dict[str, list[float]] = defaultdict(list)
+    chat = ChatFormat(tokenizer)
     for problem in problems:
-        prompt, completion = prompt_ids(tokenizer, problem.text), completion_ids(tokenizer, problem.solution())
+        prompt, completion = chat.prompt_ids(problem.text), chat.completion_ids(problem.solution())
         ids = torch.tensor([prompt + completion])
         logp = token_logps(model(ids).logits[:, :-1], ids[:, 1:])[0]  # logp[i]: log p(token i + 1)
         positions = [j for j, t in enumerate(completion) if t in ops]

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from spot.chat import ChatFormat
 from spot.data import DataError, PairDataModule, encode, read_examples
 
 
@@ -37,7 +38,7 @@ def test_single_completion_rows_accept_completion_or_chosen(tmp_path):
 def test_missing_file_names_the_config_key_and_the_command(tmp_path, micro_model_dir):
     from spot.models import load_tokenizer
 
-    dm = PairDataModule(str(tmp_path / "nope.jsonl"), load_tokenizer(micro_model_dir), pairs=True,
+    dm = PairDataModule(str(tmp_path / "nope.jsonl"), ChatFormat(load_tokenizer(micro_model_dir)), pairs=True,
                         make_command="python rectify.py")
     with pytest.raises(DataError, match=r"data.path=.*nope.jsonl does not exist; create it with: python rectify.py"):
         dm.setup()
@@ -47,7 +48,7 @@ def test_batches_put_chosen_then_rejected_and_mask_the_prompt(toy_files, micro_m
     from spot.models import load_tokenizer
 
     tok = load_tokenizer(micro_model_dir)
-    dm = PairDataModule(str(toy_files["pairs"]), tok, pairs=True, batch_size=4)
+    dm = PairDataModule(str(toy_files["pairs"]), ChatFormat(tok), pairs=True, batch_size=4)
     dm.setup()
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_ids"].shape[0] == 8
@@ -65,7 +66,7 @@ def test_truncation_keeps_prompt_end_and_completion_start(micro_model_dir):
     from spot.models import load_tokenizer
 
     tok = load_tokenizer(micro_model_dir)
-    ids, n_prompt = encode(tok, "x" * 50, "abcdef", max_length=20, max_prompt_length=16)
+    ids, n_prompt = encode(ChatFormat(tok), "x" * 50, "abcdef", max_length=20, max_prompt_length=16)
     assert n_prompt == 16 and len(ids) == 20
     assert tok.decode(ids[:n_prompt]).endswith("\nA: ")
     assert tok.decode(ids[n_prompt:]) == "abcd"
@@ -74,7 +75,7 @@ def test_truncation_keeps_prompt_end_and_completion_start(micro_model_dir):
 def test_epoch_order_depends_on_seed_and_epoch_only(toy_files, micro_model_dir):
     from spot.models import load_tokenizer
 
-    dm = PairDataModule(str(toy_files["pairs"]), load_tokenizer(micro_model_dir), pairs=True, batch_size=4)
+    dm = PairDataModule(str(toy_files["pairs"]), ChatFormat(load_tokenizer(micro_model_dir)), pairs=True, batch_size=4)
     dm.setup()
     a, b = dm.train_dataloader().sampler, dm.train_dataloader().sampler
     a.set_epoch(1)

@@ -13,8 +13,9 @@ import pytest
 import torch
 from test_report import ROOT, toy_sweep  # noqa: F401  (the session's sweep fixture)
 
+from spot.chat import ChatFormat
 from spot.evaluate.checkpoints import CheckpointError, load_for_eval, resolve_source
-from spot.evaluate.forgetting import KLSettings, kl_to_reference
+from spot.evaluate.kl import KLSettings, kl_to_reference
 
 SHARED_GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
 QUIET = ["wandb.mode=disabled", "progress=false"]
@@ -113,12 +114,12 @@ def test_missing_benchmark_file_names_suite_and_path(tmp_path):
 def test_kl_is_zero_against_itself_and_positive_against_a_sharper_reference(micro_model_dir):
     policy, tok = load_for_eval(resolve_source(micro_model_dir))
     prompts = ["Ann has 3 pens. How many pens?", "Reverse the word cat."]
-    same = kl_to_reference(policy, policy, tok, prompts, KLSettings(max_new_tokens=6))
+    same = kl_to_reference(policy, policy, ChatFormat(tok), prompts, KLSettings(max_new_tokens=6))
     assert same["token"] == 0.0 and same["sequence"] == 0.0 and same["n_samples"] == 2
     sharper = copy.deepcopy(policy)
     with torch.no_grad():
         sharper.lm_head.weight.mul_(5)  # the same model at a much lower temperature: far from the policy
-    kl = kl_to_reference(policy, sharper, tok, prompts * 8, KLSettings(n_prompts=16, max_new_tokens=6))
+    kl = kl_to_reference(policy, sharper, ChatFormat(tok), prompts * 8, KLSettings(n_prompts=16, max_new_tokens=6))
     assert kl["sequence"] > 0.5 and kl["n_samples"] == 16
     assert kl["token"] == pytest.approx(kl["sequence"] / kl["mean_tokens"])
 

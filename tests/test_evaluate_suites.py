@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from spot.evaluate import runner
-from spot.evaluate.benchmarks import BenchmarkError, adjust, choice_suite, file_suite, ifeval_suite, toy_suite
-from spot.evaluate.runner import evaluate_suite
-from spot.evaluate.scoring import ChoiceScorer, extract_choice
+from spot.answers import MathVerifier
+from spot.evaluate import scoring as runner
+from spot.evaluate.scorers import ChoiceScorer, extract_choice
+from spot.evaluate.scoring import evaluate_suite
+from spot.evaluate.suite_files import BenchmarkError, adjust, choice_suite, file_suite, ifeval_suite, toy_suite
 from spot.evaluate.suites import Suite
 from spot.generation import Sampling
-from spot.rectify.verify import MathVerifier
 
 SHARED_GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "test.jsonl"
 

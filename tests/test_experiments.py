@@ -64,7 +64,7 @@ def test_sign_probabilities_read_the_operator_positions_of_the_gold_solution():
 
     import torch
 
-    from spot.chat import completion_ids, prompt_ids
+    from spot.chat import ChatFormat
     from spot.toy.model import build_model, build_tokenizer
     from spot.toy.tasks import Problem
 
@@ -79,8 +79,8 @@ def test_sign_probabilities_read_the_operator_positions_of_the_gold_solution():
     probs = toy_signs.sign_probabilities(model, tok, problems)
     assert {v: len(p) for v, p in probs.items()} == {"buys": 1, "loses": 1, "sells": 1}
     # "loses" is the second step of the first problem: P('-' | prompt, "12+5=17\n12"...) from a forward on the prefix
-    prompt = prompt_ids(tok, problems[0].text)
-    completion = completion_ids(tok, problems[0].solution())
+    prompt = ChatFormat(tok).prompt_ids(problems[0].text)
+    completion = ChatFormat(tok).completion_ids(problems[0].solution())
     j = [i for i, t in enumerate(completion) if t == tok.convert_tokens_to_ids("-")][0]
     with torch.no_grad():
         logits = model(torch.tensor([prompt + completion[:j]])).logits[0, -1]

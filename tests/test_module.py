@@ -1,12 +1,12 @@
 """The LightningModule on a micro model: golden curves, resume, and what a loss skips."""
 
-import functools
 
 import lightning as L
 import pytest
 import torch
 
 from spot import losses
+from spot.chat import ChatFormat
 from spot.data import PairDataModule
 from spot.models import load_model, load_tokenizer
 from spot.module import OptimConfig, SPoTModule
@@ -21,12 +21,12 @@ class StepLosses(L.Callback):
 
 
 def make(micro_model_dir, path, loss, batch_size=4, shift_mode="cumulative"):
-    fn = functools.partial(loss, beta=0.1) if loss.needs_reference else functools.partial(loss)
+    fn = losses.Objective(loss, beta=0.1 if loss.needs_reference else None)
     policy = load_model(micro_model_dir)
     ref = load_model(micro_model_dir) if loss.needs_reference else None
     shift = losses.RewardShift(shift_mode) if loss.needs_shift else None
     module = SPoTModule(policy, fn, reference=ref, reward_shift=shift, optim=OptimConfig(lr=1e-2))
-    dm = PairDataModule(str(path), load_tokenizer(micro_model_dir), pairs=loss.needs_pairs,
+    dm = PairDataModule(str(path), ChatFormat(load_tokenizer(micro_model_dir)), pairs=loss.needs_pairs,
                         batch_size=batch_size)
     return module, dm
 

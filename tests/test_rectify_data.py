@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from spot.answers import MathVerifier, ToyVerifier, extract_final
 from spot.rectify.problems import ProblemError, file_items, toy_items
-from spot.rectify.verify import MathVerifier, ToyVerifier, extract_final
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "shared/data/gsm8k/example_model_solutions.jsonl"
 MODELS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from spot.rectify.fake_server import FakeServer, FakeSettings
+from spot.rectify.oracles.fake_server import FakeServer, FakeSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT.parent / "shared" / "data" / "gsm8k" / "example_model_solutions.jsonl"

@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from spot.rectify.claude import AnthropicOracle
-from spot.rectify.fake_server import FakeServer, FakeSettings
-from spot.rectify.openai_compat import OpenAICompatOracle
-from spot.rectify.oracle import OracleUnavailable
-from spot.rectify.prompts import END, START, Prompts, strip_markers
-from spot.rectify.retry import OracleFatal, parse_retry_after
+from spot.rectify.oracles.anthropic import AnthropicOracle
+from spot.rectify.oracles.base import OracleUnavailable
+from spot.rectify.oracles.fake_server import FakeServer, FakeSettings
+from spot.rectify.oracles.openai_compatible import OpenAICompatOracle
+from spot.rectify.oracles.prompts import END, START, Prompts, strip_markers
+from spot.rectify.oracles.retry import OracleFatal, parse_retry_after
 
 KEY = "sk-ant-test-oracle-0123456789"
 STUDENT = "Tom has 3 apples and buys 4, so 3 + 4 = 8.\nA: 8"
@@ -152,7 +152,7 @@ def test_fake_server_command_line(tmp_path):
     import httpx
 
     env = {**os.environ, "FAKE_KEY": KEY}
-    cmd = [sys.executable, "-m", "spot.rectify.fake_server", "--port", "0", "--require-key-env", "FAKE_KEY"]
+    cmd = [sys.executable, "-m", "spot.rectify.oracles.fake_server", "--port", "0", "--require-key-env", "FAKE_KEY"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
     try:
         url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from spot.rectify.journal import Journal, JournalError, write_jsonl
+from spot.rectify.journal import Journal, JournalError
 from spot.rectify.lcs import edit_ratio, lcs_length
+from spot.rows import write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -176,9 +177,9 @@ def test_every_rectify_config_composes(overrides):
 
 def test_another_gamma_reuses_the_journals(tmp_path):
     """gamma=1.0 into another out_dir with the first run's journals: nothing is sampled or asked again."""
+    from spot.answers import ToyVerifier
     from spot.rectify.pipeline import RectifyConfig, run
     from spot.rectify.problems import toy_items
-    from spot.rectify.verify import ToyVerifier
     from spot.toy.oracle import ToyOracle
 
     items = toy_items(n=40)

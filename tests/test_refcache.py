@@ -1,6 +1,5 @@
 """Precomputed reference log-probs: the same training as a live reference, no reference model, really used."""
 
-import functools
 import math
 
 import lightning as L
@@ -8,6 +7,7 @@ import pytest
 import torch
 
 from spot import losses
+from spot.chat import ChatFormat
 from spot.data import PairDataModule
 from spot.models import load_model, load_tokenizer
 from spot.module import OptimConfig, SPoTModule
@@ -29,12 +29,12 @@ class Record(L.Callback):
 
 def fit(micro_model_dir, path, tmp_path, loss=losses.bco, precomputed=True, layout="padded", steps=4,
         cache=None, precision="32-true"):
-    fn = functools.partial(loss, beta=0.1)
+    fn = losses.Objective(loss, beta=0.1)
     module = SPoTModule(load_model(micro_model_dir), fn,
                         reference=None if precomputed else load_model(micro_model_dir),
                         reward_shift=losses.RewardShift() if loss.needs_shift else None,
                         optim=OptimConfig(lr=1e-2), precomputed_reference=precomputed)
-    dm = PairDataModule(str(path), load_tokenizer(micro_model_dir), pairs=True, batch_size=4, layout=layout,
+    dm = PairDataModule(str(path), ChatFormat(load_tokenizer(micro_model_dir)), pairs=True, batch_size=4, layout=layout,
                         val_fraction=0.2)
     rec, refs = Record(), ReferenceLogps(cache if cache is not None else tmp_path / "cache")
     L.Trainer(accelerator="cpu", max_steps=steps, logger=False, enable_progress_bar=False, precision=precision,
@@ -61,10 +61,10 @@ def test_cached_reference_trains_like_the_live_reference_step_by_step(tmp_path, 
 def test_second_run_reads_the_cache_and_never_scores_a_reference(tmp_path, micro_model_dir, toy_files):
     fit(micro_model_dir, toy_files["pairs"], tmp_path / "a", steps=1, cache=tmp_path / "cache")
     calls = []
-    module = SPoTModule(load_model(micro_model_dir), functools.partial(losses.dpo, beta=0.1),
+    module = SPoTModule(load_model(micro_model_dir), losses.Objective(losses.dpo, beta=0.1),
                         optim=OptimConfig(lr=1e-2), precomputed_reference=True)
     module.policy.base_model.register_forward_hook(lambda *a: calls.append(module.trainer.global_step))
-    dm = PairDataModule(str(toy_files["pairs"]), load_tokenizer(micro_model_dir), pairs=True, batch_size=4,
+    dm = PairDataModule(str(toy_files["pairs"]), ChatFormat(load_tokenizer(micro_model_dir)), pairs=True, batch_size=4,
                         val_fraction=0.2)
     refs = ReferenceLogps(tmp_path / "cache")
     L.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_progress_bar=False, enable_checkpointing=False,
@@ -127,11 +127,11 @@ def test_precompute_matches_scoring_each_sequence_alone(micro_model_dir):
 
 
 def test_a_batch_without_reference_log_probs_is_an_error_not_a_fallback(micro_model_dir, toy_files):
-    module = SPoTModule(load_model(micro_model_dir), functools.partial(losses.dpo, beta=0.1),
+    module = SPoTModule(load_model(micro_model_dir), losses.Objective(losses.dpo, beta=0.1),
                         precomputed_reference=True)
-    dm = PairDataModule(str(toy_files["pairs"]), load_tokenizer(micro_model_dir), pairs=True, batch_size=4)
+    dm = PairDataModule(str(toy_files["pairs"]), ChatFormat(load_tokenizer(micro_model_dir)), pairs=True, batch_size=4)
     dm.setup()
     with pytest.raises(RuntimeError, match="carries no ref_logps"):
         module.forward_logps(next(iter(dm.train_dataloader())))
     with pytest.raises(ValueError, match="needs a reference model or precomputed reference log-probs"):
-        SPoTModule(load_model(micro_model_dir), functools.partial(losses.dpo, beta=0.1))
+        SPoTModule(load_model(micro_model_dir), losses.Objective(losses.dpo, beta=0.1))

@@ -23,7 +23,7 @@ METHODS = ["sft", "rft", "sft_plus", "dpo", "reward_sft", "bce", "bco"]
 CALLBACKS = ("trainer.callbacks=[{_target_:lightning.pytorch.callbacks.ModelCheckpoint,"
              "dirpath:${hydra:runtime.output_dir}/checkpoints,save_last:true},"
              "{_target_:spot.evaluate.callback.EvalCallback,every_n_steps:2,kl_prompts:2,kl_max_new_tokens:6,"
-             "sampling:{temperature:0.0,batch_size:8},suites:{_target_:spot.evaluate.benchmarks.toy_suite,"
+             "sampling:{temperature:0.0,batch_size:8},suites:{_target_:spot.evaluate.suite_files.toy_suite,"
              "part:prior,n:1,seed:1,max_new_tokens:4}}]")
 
 

@@ -1,13 +1,14 @@
 """Packed and prefix-shared batches: the same log-probs, gradients and training curve as padded ones."""
 
-import functools
 
 import lightning as L
 import pytest
 import torch
 
 from spot import losses
+from spot.chat import ChatFormat
 from spot.data import LengthGroupedShuffle, PairDataModule
+from spot.errors import ConfigError
 from spot.logps import sequence_logps
 from spot.models import load_model, load_tokenizer
 from spot.module import OptimConfig, SPoTModule
@@ -15,7 +16,7 @@ from spot.speed.layout import first_fit_rows, layout_batch, pair_unit
 
 
 def first_batch(micro_model_dir, path, layout, pairs=True, batch_size=4):
-    dm = PairDataModule(str(path), load_tokenizer(micro_model_dir), pairs=pairs, batch_size=batch_size,
+    dm = PairDataModule(str(path), ChatFormat(load_tokenizer(micro_model_dir)), pairs=pairs, batch_size=batch_size,
                         layout=layout)
     dm.setup()
     return next(iter(dm.train_dataloader()))
@@ -122,10 +123,10 @@ class StepLosses(L.Callback):
 def test_training_curve_is_the_same_in_every_layout(tmp_path, micro_model_dir, toy_files):
     curves = {}
     for layout in ("padded", "packed", "shared"):
-        module = SPoTModule(load_model(micro_model_dir), functools.partial(losses.dpo, beta=0.1),
+        module = SPoTModule(load_model(micro_model_dir), losses.Objective(losses.dpo, beta=0.1),
                             reference=load_model(micro_model_dir), optim=OptimConfig(lr=1e-2))
-        dm = PairDataModule(str(toy_files["pairs"]), load_tokenizer(micro_model_dir), pairs=True, batch_size=4,
-                            layout=layout)
+        dm = PairDataModule(str(toy_files["pairs"]), ChatFormat(load_tokenizer(micro_model_dir)), pairs=True,
+                            batch_size=4, layout=layout)
         rec = StepLosses()
         L.Trainer(accelerator="cpu", max_steps=4, logger=False, enable_progress_bar=False,
                   enable_checkpointing=False, enable_model_summary=False, default_root_dir=str(tmp_path),
@@ -137,5 +138,6 @@ def test_training_curve_is_the_same_in_every_layout(tmp_path, micro_model_dir, t
 
 
 def test_unknown_layout_names_the_key(micro_model_dir, toy_files):
-    with pytest.raises(ValueError, match="speed.layout='compact': use one of padded, packed, shared"):
-        PairDataModule(str(toy_files["pairs"]), load_tokenizer(micro_model_dir), pairs=True, layout="compact")
+    with pytest.raises(ConfigError, match="speed.layout: use one of padded, packed, shared, got 'compact'"):
+        PairDataModule(str(toy_files["pairs"]), ChatFormat(load_tokenizer(micro_model_dir)), pairs=True,
+                       layout="compact")

@@ -5,6 +5,7 @@ import random
 
 import pytest
 
+from spot.chat import ChatFormat
 from spot.toy.oracle import ToyOracle, surgical_edit
 from spot.toy.tasks import (
     FACTS,
@@ -104,12 +105,11 @@ def test_splits_are_disjoint_streams():
 def test_tokenizer_and_model_reload_through_auto_classes(micro_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from spot.chat import prompt_text
 
     tok = AutoTokenizer.from_pretrained(micro_model_dir)
     text = "12+5=17\n#### 17"
     assert tok.decode(tok(text, add_special_tokens=False).input_ids) == text
-    assert prompt_text(tok, "Sort the letters of cab.") == "Q: Sort the letters of cab.\nA: "
+    assert ChatFormat(tok).prompt_text("Sort the letters of cab.") == "Q: Sort the letters of cab.\nA: "
     model = AutoModelForCausalLM.from_pretrained(micro_model_dir)
     assert model.config.model_type == "qwen3"
 
@@ -122,6 +122,6 @@ def test_batched_generation_equals_one_at_a_time(micro_model_dir):
     tok, model = load_tokenizer(micro_model_dir), load_model(micro_model_dir)
     prompts = ["Ann has 1 pens. How many pens?", "Sort the letters of zyx.", "Count the letter a in aaab."]
     s = Sampling(max_new_tokens=12, batch_size=8)
-    together = generate(model, tok, prompts, s, progress=False)
-    alone = [generate(model, tok, [p], s, progress=False)[0] for p in prompts]
+    together = generate(model, ChatFormat(tok), prompts, s, progress=False)
+    alone = [generate(model, ChatFormat(tok), [p], s, progress=False)[0] for p in prompts]
     assert together == alone

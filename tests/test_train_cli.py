@@ -90,7 +90,7 @@ def test_unknown_loss_and_bad_override_get_hydras_error(tmp_path):
 
 
 def test_paired_standard_error_by_hand():
-    from spot.experiment import paired_deltas
+    from spot.training import paired_deltas
 
     # d = [1, 0, 0, -1]: mean 0, sample variance 2/3, se = sqrt(2/3 / 4)
     out = paired_deltas({"s": [0, 1, 0, 1]}, {"s": [1, 1, 0, 0]})["s"]

@@ -8,74 +8,47 @@ A malformed row stops the run with one line naming the file, the line and the fi
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from spot.chat import completion_ids, prompt_ids
+from spot.chat import ChatFormat
+from spot.errors import DataError, check, check_type
+from spot.rows import iter_rows
 from spot.speed.layout import LAYOUTS, layout_batch
 
 log = logging.getLogger(__name__)
-
-
-class DataError(ValueError):
-    """A data file or row that cannot be used; the message names file, line and field."""
-
-
-def iter_rows(path: str) -> Iterator[tuple[int, dict]]:
-    """(line number, row) for a jsonl file, or (row index, row) for a datasets directory / hub id."""
-    p = Path(path)
-    if p.suffix == ".jsonl":
-        with p.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-                yield lineno, row
-        return
-    import datasets
-
-    ds = datasets.load_from_disk(path) if p.exists() else datasets.load_dataset(path, split="train")
-    for i, row in enumerate(ds):
-        yield i + 1, row
 
 
 def read_examples(path: str, pairs: bool) -> list[dict]:
     """Validated rows: prompt + chosen (+ rejected when `pairs`). `completion` stands in for `chosen`."""
     needed = ("prompt", "chosen", "rejected") if pairs else ("prompt", "chosen")
     rows = []
-    for lineno, row in iter_rows(path):
+    for where, row in iter_rows(path, key="data.path"):
         if not pairs and "chosen" not in row and "completion" in row:
             row = {**row, "chosen": row["completion"]}
         for key in needed:
             value = row.get(key)
             if value is None:
-                raise DataError(f"{path}:{lineno}: missing field '{key}'")
+                raise DataError(f"{where}: missing field '{key}'")
             if not isinstance(value, str):
-                raise DataError(f"{path}:{lineno}: field '{key}' must be a string, got {type(value).__name__}")
+                raise DataError(f"{where}: field '{key}' must be a string, got {type(value).__name__}")
             if not value.strip():
-                raise DataError(f"{path}:{lineno}: field '{key}' is empty")
+                raise DataError(f"{where}: field '{key}' is empty")
         rows.append({k: row[k] for k in needed})
     if not rows:
         raise DataError(f"{path}: no rows")
     return rows
 
 
-def encode(tokenizer, prompt: str, completion: str, max_length: int, max_prompt_length: int,
-           enable_thinking: bool | None = None) -> tuple[list[int], int]:
+def encode(chat: ChatFormat, prompt: str, completion: str, max_length: int, max_prompt_length: int
+           ) -> tuple[list[int], int]:
     """(token ids, prompt length). Long prompts keep their end; long completions lose their tail."""
-    p = prompt_ids(tokenizer, prompt, enable_thinking)[-max_prompt_length:]
-    c = completion_ids(tokenizer, completion)[: max(0, max_length - len(p))]
+    p = chat.prompt_ids(prompt)[-max_prompt_length:]
+    c = chat.completion_ids(completion)[: max(0, max_length - len(p))]
     return p + c, len(p)
 
 
@@ -144,7 +117,7 @@ class _WithReference(torch.utils.data.Dataset):
 
 
 class PairDataModule(L.LightningDataModule):
-    """Loads a pair (or completion) file, tokenizes it with the chat template, masks prompts.
+    """Loads a pair (or completion) file, formats prompts with the run's ChatFormat, tokenizes, masks prompts.
 
     With `pairs=True` a batch of B examples is 2B sequences, chosen first then rejected, so that the module
     runs both through the model in one forward. `layout` (padded, packed, shared; spot.speed.layout) decides how
@@ -153,18 +126,22 @@ class PairDataModule(L.LightningDataModule):
     as `ref_logps` (2B,), in the same chosen-then-rejected order.
     """
 
-    def __init__(self, path: str, tokenizer, pairs: bool, batch_size: int = 8, max_length: int = 512,
-                 max_prompt_length: int = 256, val_fraction: float = 0.0, seed: int = 0,
-                 enable_thinking: bool | None = None, num_workers: int = 0, make_command: str = "",
-                 layout: str = "padded", group_by_length: bool = False):
+    def __init__(self, path: str, chat: ChatFormat, pairs: bool, batch_size: int = 8, max_length: int = 512,
+                 max_prompt_length: int = 256, val_fraction: float = 0.0, seed: int = 0, num_workers: int = 0,
+                 make_command: str = "", layout: str = "padded", group_by_length: bool = False):
         super().__init__()
-        if layout not in LAYOUTS:
-            raise ValueError(f"speed.layout={layout!r}: use one of {', '.join(LAYOUTS)}")
+        check(layout in LAYOUTS, "speed.layout", f"use one of {', '.join(LAYOUTS)}, got {layout!r}")
+        for key, value in (("batch_size", batch_size), ("max_length", max_length),
+                           ("max_prompt_length", max_prompt_length)):
+            check_type(value, int, f"data.{key}")
+            check(value >= 1, f"data.{key}", f"must be at least 1, got {value}")
+        check_type(val_fraction, (int, float), "data.val_fraction")
+        check(0 <= val_fraction < 1, "data.val_fraction", f"must be in [0, 1), got {val_fraction}")
         self.layout, self.group_by_length = layout, group_by_length
         self.ref_logps: dict[str, torch.Tensor | None] = {"train": None, "val": None}
-        self.path, self.tokenizer, self.pairs = path, tokenizer, pairs
+        self.path, self.chat, self.tokenizer, self.pairs = path, chat, chat.tokenizer, pairs
         self.batch_size, self.max_length, self.max_prompt_length = batch_size, max_length, max_prompt_length
-        self.val_fraction, self.seed, self.enable_thinking = val_fraction, seed, enable_thinking
+        self.val_fraction, self.seed = val_fraction, seed
         self.num_workers, self.make_command = num_workers, make_command
         self.train_set: list[list[tuple[list[int], int]]] = []
         self.val_set: list[list[tuple[list[int], int]]] = []
@@ -178,8 +155,8 @@ class PairDataModule(L.LightningDataModule):
         fields = ("chosen", "rejected") if self.pairs else ("chosen",)
         examples, dropped = [], 0
         for row in read_examples(self.path, self.pairs):
-            seqs = [encode(self.tokenizer, row["prompt"], row[f], self.max_length, self.max_prompt_length,
-                           self.enable_thinking) for f in fields]
+            seqs = [encode(self.chat, row["prompt"], row[f], self.max_length, self.max_prompt_length)
+                    for f in fields]
             if any(len(ids) <= n_prompt for ids, n_prompt in seqs):
                 dropped += 1  # the prompt alone fills max_length: nothing left to score
                 continue

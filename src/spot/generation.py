@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel
 
-from spot.chat import prompt_ids
+from spot.chat import ChatFormat
+from spot.errors import check, check_type
 
 
 @dataclass(frozen=True)
@@ -20,32 +21,50 @@ class Sampling:
     top_p: float = 1.0
     top_k: int = 0
     batch_size: int = 64
-    enable_thinking: bool | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_new_tokens", "top_k", "batch_size"):
+            check_type(getattr(self, name), int, f"sampling.{name}")
+        for name in ("temperature", "top_p"):
+            check_type(getattr(self, name), (int, float), f"sampling.{name}")
+        for name, ok, rule in (("max_new_tokens", self.max_new_tokens >= 1, "at least 1"),
+                               ("temperature", self.temperature >= 0, "0 (greedy) or more"),
+                               ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
+                               ("top_k", self.top_k >= 0, "0 (off) or more"),
+                               ("batch_size", self.batch_size >= 1, "at least 1")):
+            check(ok, f"sampling.{name}", f"must be {rule}, got {getattr(self, name)!r}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0
 
 
 @torch.no_grad()
 def generate(
     model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    prompts: list[str],
+    chat: ChatFormat,
+    problems: list[str],
     sampling: Sampling = Sampling(),
     seed: int = 0,
     progress: bool = True,
     desc: str = "generate",
+    template: str | None = None,
 ) -> list[str]:
-    """One completion per prompt, in the prompts' order, special tokens stripped.
+    """One completion per problem, in the problems' order, special tokens stripped. Each problem is formatted
+    by `chat` (with `template` in place of the model's problem template when given).
 
     Prompts are sorted by length before batching so that a batch wastes little on padding.
     """
-    encoded = [prompt_ids(tokenizer, p, sampling.enable_thinking) for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
-    out: list[str] = [""] * len(prompts)
+    tokenizer = chat.tokenizer
+    encoded = [chat.prompt_ids(p, template) for p in problems]
+    order = sorted(range(len(problems)), key=lambda i: len(encoded[i]))
+    out: list[str] = [""] * len(problems)
     was_training = model.training
     model.eval()
     torch.manual_seed(seed)
     device = next(model.parameters()).device
-    greedy = sampling.temperature <= 0
-    bar = tqdm(total=len(prompts), desc=desc, disable=not progress, unit="prompt")
+    greedy = sampling.greedy
+    bar = tqdm(total=len(problems), desc=desc, disable=not progress, unit="prompt")
     for start in range(0, len(order), sampling.batch_size):
         idx = order[start : start + sampling.batch_size]
         width = max(len(encoded[i]) for i in idx)

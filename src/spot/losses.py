@@ -11,16 +11,20 @@ r(x, y) = beta * (log pi(y|x) - log pi_ref(y|x)) and s the sigmoid (SPOT.md, "Ob
     bco (SPoT)             -log s(r+ - delta) - log s(-(r- - delta))
 
 Each function declares what it needs (`needs_reference`, `needs_pairs`, `needs_shift`) so that the module
-skips the reference forward and the rejected half of the batch when a loss does not use them. Choose one with
-the Hydra group `loss=` (conf/loss/<name>.yaml names the function and its hyper-parameters).
+skips the reference forward and the rejected half of the batch when a loss does not use them. An `Objective`
+carries the function with its hyper-parameters (beta) and those needs; the Hydra group `loss=` builds one
+(conf/loss/<name>.yaml names the function and its beta), and the module reads everything from it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from spot.errors import ConfigError, check, check_type
 
 
 @dataclass
@@ -117,8 +121,9 @@ class RewardShift(torch.nn.Module):
 
     def __init__(self, mode: str = "cumulative", decay: float = 0.99):
         super().__init__()
-        if mode not in ("cumulative", "ema"):
-            raise ValueError(f"reward_shift.mode={mode!r}: use 'cumulative' or 'ema'")
+        check(mode in ("cumulative", "ema"), "reward_shift.mode", f"use 'cumulative' or 'ema', got {mode!r}")
+        check_type(decay, (int, float), "reward_shift.decay")
+        check(0 < decay < 1, "reward_shift.decay", f"must be in (0, 1), got {decay}")
         self.mode, self.decay = mode, decay
         self.register_buffer("total", torch.zeros((), dtype=torch.float64))
         self.register_buffer("count", torch.zeros((), dtype=torch.float64))
@@ -140,3 +145,46 @@ class RewardShift(torch.nn.Module):
             self.value.copy_(mean if self.count == 0 else self.decay * self.value + (1 - self.decay) * mean)
         self.count += batch_n
         return self.value.float()
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A loss function with its hyper-parameters: what the module trains with (conf/loss/<name>.yaml).
+
+    Reward-based losses (those that need a reference) take beta, which must be a positive number; the
+    SFT-type losses take none. `needs_*` come from the function's own declaration (`declares`).
+    """
+
+    fn: Callable[..., LossOutput]
+    beta: float | None = None
+
+    def __post_init__(self) -> None:
+        if not hasattr(self.fn, "needs_reference"):
+            raise ConfigError(f"loss: {getattr(self.fn, '__name__', self.fn)!r} is not a loss of spot.losses "
+                              "(it does not declare what it needs with @declares)")
+        if self.needs_reference:
+            check_type(self.beta, (int, float), "loss.beta")
+            check(self.beta > 0, "loss.beta", f"must be positive, got {self.beta}")
+        else:
+            check(self.beta is None, "loss.beta", f"{self.fn.__name__} has no beta (it uses no reference)")
+
+    @property
+    def name(self) -> str:
+        return self.fn.__name__
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.fn.needs_reference
+
+    @property
+    def needs_pairs(self) -> bool:
+        return self.fn.needs_pairs
+
+    @property
+    def needs_shift(self) -> bool:
+        return self.fn.needs_shift
+
+    def __call__(self, lp: SequenceLogps, shift: torch.Tensor | None = None) -> LossOutput:
+        if self.beta is None:
+            return self.fn(lp, shift=shift)
+        return self.fn(lp, beta=self.beta, shift=shift)

@@ -7,10 +7,12 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from spot.errors import ConfigError, UserError
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-class ModelLoadError(FileNotFoundError):
+class ModelLoadError(UserError):
     """model.path names neither a saved model directory nor a reachable hub id."""
 
 
@@ -36,5 +38,5 @@ def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
 
 def load_model(path: str, dtype: str = "float32") -> PreTrainedModel:
     if dtype not in DTYPES:
-        raise ValueError(f"model.dtype={dtype!r} is not one of {sorted(DTYPES)}")
+        raise ConfigError(f"model.dtype: {dtype!r} is not one of {sorted(DTYPES)}")
     return _load(AutoModelForCausalLM.from_pretrained, path, "model", dtype=DTYPES[dtype])

@@ -1,16 +1,16 @@
-"""The LightningModule: a trainable policy, a frozen reference, and the objective chosen with `loss=`."""
+"""The LightningModule: a trainable policy, a frozen reference, and the `Objective` chosen with `loss=`."""
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
 import lightning as L
 import torch
 
+from spot.errors import check, check_type
 from spot.logps import sequence_logps
-from spot.losses import LossOutput, RewardShift, SequenceLogps, implicit_rewards
+from spot.losses import LossOutput, Objective, RewardShift, SequenceLogps, implicit_rewards
 from spot.speed.deepspeed import adamw_class, prepare_reference
 
 
@@ -24,11 +24,15 @@ class OptimConfig:
     warmup_ratio: float = 0.05
     min_lr_ratio: float = 0.0
 
-
-def loss_needs(loss_fn) -> tuple[bool, bool, bool]:
-    """(reference, pairs, shift) as declared by the loss function, also through functools.partial."""
-    fn = loss_fn.func if isinstance(loss_fn, functools.partial) else loss_fn
-    return fn.needs_reference, fn.needs_pairs, fn.needs_shift
+    def __post_init__(self) -> None:
+        for name in ("lr", "weight_decay", "warmup_ratio", "min_lr_ratio"):
+            check_type(getattr(self, name), (int, float), f"optim.{name}")
+        check(self.lr > 0, "optim.lr", f"must be positive, got {self.lr}")
+        check(self.weight_decay >= 0, "optim.weight_decay", f"must be 0 or more, got {self.weight_decay}")
+        check(0 <= self.warmup_ratio < 1, "optim.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
+        check(0 <= self.min_lr_ratio <= 1, "optim.min_lr_ratio", f"must be in [0, 1], got {self.min_lr_ratio}")
+        check(len(self.betas) == 2 and all(isinstance(b, int | float) and 0 <= b < 1 for b in self.betas),
+              "optim.betas", f"must be two numbers in [0, 1), got {self.betas}")
 
 
 class SPoTModule(L.LightningModule):
@@ -43,13 +47,13 @@ class SPoTModule(L.LightningModule):
     A batch that carries them is scored with them even when a reference model is present.
     """
 
-    def __init__(self, policy: torch.nn.Module, loss_fn, reference: torch.nn.Module | None = None,
+    def __init__(self, policy: torch.nn.Module, objective: Objective, reference: torch.nn.Module | None = None,
                  reward_shift: RewardShift | None = None, optim: OptimConfig = OptimConfig(),
                  precomputed_reference: bool = False):
         super().__init__()
-        self.policy, self.loss_fn, self.optim = policy, loss_fn, optim
-        self.needs_reference, self.needs_pairs, self.needs_shift = loss_needs(loss_fn)
-        self.beta = getattr(loss_fn, "keywords", {}).get("beta", 0.0)
+        self.policy, self.objective, self.optim = policy, objective, optim
+        self.needs_reference = objective.needs_reference
+        self.needs_pairs, self.needs_shift = objective.needs_pairs, objective.needs_shift
         self.precomputed_reference = precomputed_reference and self.needs_reference
         if self.needs_reference and reference is None and not self.precomputed_reference:
             raise ValueError("this loss needs a reference model or precomputed reference log-probs; "
@@ -94,11 +98,11 @@ class SPoTModule(L.LightningModule):
         shift = None
         if self.needs_shift:
             if stage == "train":  # updated before use, never in evaluation
-                r_c, r_r = implicit_rewards(lp, self.beta)
+                r_c, r_r = implicit_rewards(lp, self.objective.beta)
                 shift = self.reward_shift.update(torch.cat([r_c, r_r]))
             else:
                 shift = self.reward_shift.value.float()
-        out: LossOutput = self.loss_fn(lp, shift=shift)
+        out: LossOutput = self.objective(lp, shift=shift)
         loss = out.losses.mean()
         self._log_step(stage, loss, lp, out, shift)
         return loss

@@ -5,7 +5,7 @@ Wire it into train.py through the trainer's callbacks (see experiments/README.md
 
     - _target_: spot.evaluate.callback.EvalCallback
       every_n_steps: 25
-      suites: {_target_: spot.evaluate.suites.toy_suites, n_in_domain: 64, n_ood: 32, n_prior: 32}
+      suites: {_target_: spot.toy.suites.toy_suites, n_in_domain: 64, n_ood: 32, n_prior: 32}
 
 Each evaluation appends one row to `<run dir>/eval_log.jsonl` ({"step", "eval/<suite>/accuracy",
 "eval/<group>", "eval/kl/token", "eval/kl/sequence"}) and sends the same names to the trainer's loggers.
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import lightning as L
 
-from spot.evaluate.forgetting import KLSettings, kl_to_reference, spread_prompts
-from spot.evaluate.runner import evaluate_suites, group_means
+from spot.evaluate.kl import KLSettings, kl_to_reference, spread_prompts
+from spot.evaluate.scoring import score_model
 from spot.evaluate.suites import Suite
 from spot.generation import Sampling
 
@@ -35,7 +35,7 @@ class EvalCallback(L.Callback):
     """
 
     def __init__(self, suites: list[Suite] | Suite, every_n_steps: int = 50, sampling: Sampling | dict | None = None,
-                 tokenizer: str | None = None, kl_prompts: int = 32, kl_max_new_tokens: int = 128,
+                 kl_prompts: int = 32, kl_max_new_tokens: int = 128,
                  seed: int = 0, log_file: str | None = None, at_start: bool = True):
         if every_n_steps < 1:
             raise ValueError(f"EvalCallback.every_n_steps must be at least 1, got {every_n_steps}")
@@ -44,22 +44,16 @@ class EvalCallback(L.Callback):
             self.sampling = sampling or Sampling()
         else:
             self.sampling = Sampling(**dict(sampling))
-        self.every, self.tokenizer_path, self.seed, self.at_start = every_n_steps, tokenizer, seed, at_start
-        self.kl = KLSettings(n_prompts=kl_prompts, max_new_tokens=kl_max_new_tokens,
-                             enable_thinking=self.sampling.enable_thinking)
+        self.every, self.seed, self.at_start = every_n_steps, seed, at_start
+        self.kl = KLSettings(n_prompts=kl_prompts, max_new_tokens=kl_max_new_tokens)
         self.log_file = log_file
-        self.tokenizer = self.reference = self.path = None
+        self.chat = self.reference = self.path = None
         self.last_step = -1
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.tokenizer_path:
-            from spot.models import load_tokenizer
-
-            self.tokenizer = load_tokenizer(self.tokenizer_path)
-        else:  # the data module's: the one the policy is trained with
-            self.tokenizer = getattr(trainer.datamodule, "tokenizer", None)
-        if self.tokenizer is None:
-            raise ValueError("EvalCallback: no tokenizer; pass tokenizer=<model path>")
+        self.chat = getattr(trainer.datamodule, "chat", None)  # the prompt format the policy is trained with
+        if self.chat is None:
+            raise ValueError("EvalCallback needs the PairDataModule's chat format: trainer.fit(..., datamodule=...)")
         reference = getattr(pl_module, "reference", None)
         if reference is None and self.kl.n_prompts > 0 and trainer.is_global_zero:
             reference = copy.deepcopy(pl_module.policy).eval().requires_grad_(False)
@@ -81,14 +75,13 @@ class EvalCallback(L.Callback):
         if not trainer.is_global_zero:
             return
         policy = pl_module.policy
-        acc, _ = evaluate_suites(policy, self.tokenizer, self.suites, self.sampling, seed=self.seed,
-                                 progress=False)
-        row = {f"eval/{k}/accuracy": v for k, v in acc.items()}
-        row |= {f"eval/{g}": v for g, v in group_means(acc, self.suites).items()}
+        scores = score_model(policy, self.chat, self.suites, self.sampling, seed=self.seed, progress=False).as_dict()
+        row = {f"eval/{k}/accuracy": v for k, v in scores["suites"].items()}
+        row |= {f"eval/{g}": v for g, v in scores["groups"].items()}
         if self.reference is not None and self.kl.n_prompts > 0:
             self.reference.to(pl_module.device)
             prompts = spread_prompts([s.prompts for s in self.suites], self.kl.n_prompts)
-            kl = kl_to_reference(policy, self.reference, self.tokenizer, prompts, self.kl, seed=self.seed)
+            kl = kl_to_reference(policy, self.reference, self.chat, prompts, self.kl, seed=self.seed)
             row |= {"eval/kl/token": kl["token"], "eval/kl/sequence": kl["sequence"]}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:

@@ -17,10 +17,11 @@ from pathlib import Path
 import torch
 import yaml
 
+from spot.errors import UserError
 from spot.models import DTYPES, ModelLoadError, load_model, load_tokenizer
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A model, run or checkpoint that cannot be loaded for evaluation; the message says what is wrong."""
 
 
@@ -33,6 +34,7 @@ class ModelSource:
     base: str | None = None  # the model the run was trained from
     dtype: str | None = None  # the run's model.dtype
     run_dir: str | None = None
+    chat: dict | None = None  # the run's prompt format: {"enable_thinking", "problem_template"} it trained with
 
 
 def run_config(run_dir: Path) -> dict:
@@ -49,6 +51,11 @@ def run_config(run_dir: Path) -> dict:
         if cwd and (Path(cwd) / path).exists():
             model["path"] = str(Path(cwd) / path)
     return cfg
+
+
+def chat_of(model_cfg: dict) -> dict:
+    """The prompt-format settings a run's model config recorded (older runs recorded only enable_thinking)."""
+    return {k: model_cfg[k] for k in ("enable_thinking", "problem_template") if k in model_cfg}
 
 
 def latest_ckpt(run_dir: Path) -> Path | None:
@@ -68,13 +75,13 @@ def resolve_source(spec: str, base: str | None = None) -> ModelSource:
         if not skeleton:
             raise CheckpointError(f"model={spec}: cannot tell which base model the checkpoint was trained from "
                                   f"({run_dir / '.hydra/config.yaml'} is missing); pass base=<that model>")
-        return ModelSource(spec, "ckpt", skeleton, str(p), skeleton, cfg.get("dtype"), str(run_dir))
+        return ModelSource(spec, "ckpt", skeleton, str(p), skeleton, cfg.get("dtype"), str(run_dir), chat_of(cfg))
     is_run = p.is_dir() and ((p / ".hydra" / "config.yaml").exists() or (p / "metrics.json").exists())
     if is_run and not (p / "config.json").exists():
         cfg = run_config(p).get("model") or {}
         run_base = base or cfg.get("path")
         if (p / "policy" / "config.json").exists():
-            return ModelSource(spec, "run", str(p / "policy"), None, run_base, cfg.get("dtype"), str(p))
+            return ModelSource(spec, "run", str(p / "policy"), None, run_base, cfg.get("dtype"), str(p), chat_of(cfg))
         ckpt = latest_ckpt(p)
         if ckpt is None:
             raise CheckpointError(f"model={spec}: this train.py run has neither policy/ nor checkpoints/*.ckpt "

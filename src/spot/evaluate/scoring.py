@@ -1,91 +1,103 @@
-"""Scorers that the math checker (spot.rectify.verify.MathVerifier) does not cover: multiple choice and IFEval.
+"""Scoring a model on suites: the one path that train.py (base and trained policy), evaluate.py and the
+evaluation callback all call.
 
-A scorer is a callable (completion, reference) -> Verdict. Model output is only parsed with bounded regular
-expressions and string operations; nothing in it is ever evaluated or executed.
+A suite with `n_samples = N` is answered N times per problem and scored by the mean accuracy over all
+N x problems completions (the paper's avg@N). Greedy decoding gives the same completion N times, so it is
+answered once. The model is scored where it is: the caller places it (train.py on the strategy's device,
+evaluate.py on `device=`), and nothing here moves it.
 """
 
 from __future__ import annotations
 
-import re
+import time
+from dataclasses import dataclass, field, replace
 
-from spot.rectify.verify import MAX_ANSWER_CHARS, Verdict, last_boxed
-
-LETTERS = "ABCDEFGHIJ"
-_LETTER = re.compile(r"^\(?([A-J])\)?(?:$|[\s.:)])")
-_ANSWER_IS = re.compile(r"answer(?:\s+is)?\s*[:：]?\s*\(?\$?(?:\\text\{)?([A-J])\b", re.I)
-
-
-def extract_choice(text: str) -> str | None:
-    """The chosen letter: the last \\boxed{} first (as the prompt asks), then the last "answer is X"."""
-    boxed = last_boxed(text)
-    if boxed is not None and len(boxed) <= MAX_ANSWER_CHARS:
-        inner = re.sub(r"\\text(?:bf)?\{([^{}]*)\}", r"\1", boxed).strip()
-        m = _LETTER.match(inner)
-        if m:
-            return m.group(1)
-    found = _ANSWER_IS.findall(text[-2000:])  # the conclusion, not a letter quoted from the question
-    return found[-1].upper() if found else None
+from spot.chat import ChatFormat
+from spot.evaluate.suites import Suite
+from spot.generation import Sampling, generate
 
 
-class ChoiceScorer:
-    """Multiple choice (GPQA-Diamond style): correct when the extracted letter is the gold letter."""
-
-    name = "choice"
-
-    def __call__(self, completion: str, answer: str) -> Verdict:
-        predicted = extract_choice(completion)
-        if predicted is None:
-            return Verdict(False, None, "no answer")
-        return Verdict(predicted == answer, predicted)
+def samples_per_prompt(suite: Suite, sampling: Sampling) -> int:
+    return 1 if sampling.greedy else suite.n_samples
 
 
-def punkt_available() -> bool:
-    """IFEval's sentence counting uses NLTK's punkt_tab data, which is downloaded separately from nltk."""
-    import nltk
+@dataclass
+class SuiteResult:
+    name: str
+    group: str
+    accuracy: float  # mean over every (problem, sample): avg@n_samples
+    n_questions: int
+    n_samples: int
+    seconds: float
+    max_new_tokens: int = 0
+    records: list[dict] = field(default_factory=list, repr=False)
 
-    try:
-        nltk.data.find("tokenizers/punkt_tab/english/")
-        return True
-    except LookupError:
-        return False
+    @property
+    def metric(self) -> str:
+        return f"avg@{self.n_samples}"
 
-
-NEEDS_PUNKT = ("length_constraints:number_sentences",)
-IFEVAL_INSTALL = "pip install 'lm-eval[ifeval]'"
-
-
-def load_ifeval_checks():
-    """lm-evaluation-harness's copy of Google's IFEval checks (lm_eval.tasks.ifeval), imported on first use.
-
-    Its import tries to download NLTK's punkt_tab when that is missing; offline this fails quietly and only
-    the sentence-count instruction stays unusable (see `punkt_available`).
-    """
-    try:
-        from lm_eval.tasks.ifeval import utils
-    except ImportError as e:
-        raise ImportError(f"IFEval scoring needs lm-eval's IFEval checks ({e}); install them with: "
-                          f"{IFEVAL_INSTALL}") from None
-    return utils
+    def summary(self) -> dict:
+        return {"group": self.group, "accuracy": self.accuracy, "metric": self.metric,
+                "n_questions": self.n_questions, "n_samples": self.n_samples, "max_new_tokens": self.max_new_tokens,
+                "seconds": self.seconds}
 
 
-class IFEvalScorer:
-    """IFEval's prompt-level accuracy (every instruction followed), strict by default (`loose=True` for the
-    loose variant). The reference is {"key", "prompt", "instruction_id_list", "kwargs"} as in google/IFEval."""
+def score_suite(model, chat: ChatFormat, suite: Suite, sampling: Sampling, seed: int = 0,
+                progress: bool = True) -> SuiteResult:
+    """Every problem answered `n` times (copies sit next to each other, so one batch samples them together)."""
+    t0 = time.time()
+    n = samples_per_prompt(suite, sampling)
+    problems = [p for p in suite.prompts for _ in range(n)]
+    desc = f"eval {suite.name}" + (f" avg@{n}" if n > 1 else "")
+    completions = generate(model, chat, problems, replace(sampling, max_new_tokens=suite.max_new_tokens),
+                           seed=seed, progress=progress, desc=desc, template=suite.template)
+    records = []
+    for k, completion in enumerate(completions):
+        q = k // n
+        verdict = suite.score(completion, suite.answers[q])
+        records.append({"suite": suite.name, "question": q, "sample": k % n, "prompt": suite.prompts[q],
+                        "answer": suite.answers[q], "completion": completion, "correct": verdict.correct,
+                        "predicted": verdict.predicted, "note": verdict.note,
+                        **({"meta": suite.meta[q]} if suite.meta else {})})
+    accuracy = sum(r["correct"] for r in records) / max(1, len(records))
+    return SuiteResult(suite.name, suite.group, accuracy, len(suite.prompts), n, round(time.time() - t0, 2),
+                       suite.max_new_tokens, records)
 
-    name = "ifeval"
 
-    def __init__(self, loose: bool = False):
-        self.loose = loose
-        self._utils = None
+def group_means(accuracy: dict[str, float], groups_of: dict[str, str]) -> dict[str, float]:
+    """Plain mean of suite accuracies within each group (in_domain, ood, prior, ...)."""
+    groups: dict[str, list[float]] = {}
+    for name, acc in accuracy.items():
+        groups.setdefault(groups_of[name], []).append(acc)
+    return {g: sum(v) / len(v) for g, v in groups.items()}
 
-    def __call__(self, completion: str, answer: dict) -> Verdict:
-        if self._utils is None:
-            self._utils = load_ifeval_checks()
-        u = self._utils
-        example = u.InputExample(key=answer.get("key", 0), instruction_id_list=answer["instruction_id_list"],
-                                 prompt=answer["prompt"], kwargs=answer["kwargs"])
-        check = u.test_instruction_following_loose if self.loose else u.test_instruction_following_strict
-        out = check(example, completion)
-        followed = ",".join(f"{i}={int(ok)}" for i, ok in zip(out.instruction_id_list,
-                                                                out.follow_instruction_list))
-        return Verdict(bool(out.follow_all_instructions), followed)
+
+@dataclass
+class Scores:
+    """One model's scores on the selected suites: one side ("base" or "trained") of metrics.json."""
+
+    results: list[SuiteResult]
+    seconds: float
+
+    @property
+    def records(self) -> list[dict]:
+        return [rec for r in self.results for rec in r.records]
+
+    def as_dict(self) -> dict:
+        """suites (accuracy), groups (mean per group), details (per-suite summary), correct (0/1 per item and
+        sample, in order, so two models can be compared item by item), seconds."""
+        suites = {r.name: r.accuracy for r in self.results}
+        correct: dict[str, list[int]] = {}
+        for rec in self.records:
+            correct.setdefault(rec["suite"], []).append(int(rec["correct"]))
+        return {"suites": suites, "groups": group_means(suites, {r.name: r.group for r in self.results}),
+                "details": {r.name: r.summary() for r in self.results}, "correct": correct,
+                "seconds": round(self.seconds, 1)}
+
+
+def score_model(model, chat: ChatFormat, suites: list[Suite], sampling: Sampling, seed: int = 0,
+                progress: bool = True) -> Scores:
+    """Generate on every suite and score; the model stays on its device and in its train/eval mode."""
+    t0 = time.time()
+    results = [score_suite(model, chat, s, sampling, seed=seed, progress=progress) for s in suites]
+    return Scores(results, time.time() - t0)

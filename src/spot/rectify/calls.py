@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from tqdm.auto import tqdm
 
 from spot.rectify.journal import Journal
-from spot.rectify.oracle import Oracle, OracleReply, OracleUnavailable
+from spot.rectify.oracles.base import Oracle, OracleReply, OracleUnavailable
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from spot.answers import Verdict
 from spot.rectify.lcs import edit_ratio
-from spot.rectify.oracle import OracleReply
+from spot.rectify.oracles.base import OracleReply
 from spot.rectify.problems import Item
-from spot.rectify.verify import Verdict
 
 Verifier = Callable[[str, str], Verdict]
 Tokenize = Callable[[str], list[int]]

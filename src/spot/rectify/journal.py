@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable
 from pathlib import Path
 
+from spot.errors import UserError
 
-class JournalError(ValueError):
+
+class JournalError(UserError):
     """A journal damaged somewhere other than its last line: not something a crash can do."""
 
 
@@ -88,24 +89,3 @@ class Journal:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Replaces `path` with `text` in one rename, after the data is on disk."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-
-
-def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
-    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

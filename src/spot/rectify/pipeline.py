@@ -22,22 +22,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spot.errors import UserError, check, check_type
 from spot.rectify.calls import Request, oracle_stage, reply_from_record
 from spot.rectify.filtering import Tokenize, Verifier, filter_direct, filter_pairs
-from spot.rectify.journal import Journal, JournalError, write_atomic, write_jsonl
-from spot.rectify.oracle import Oracle
-from spot.rectify.problems import Item, ProblemError
+from spot.rectify.journal import Journal
+from spot.rectify.oracles.base import Oracle
+from spot.rectify.problems import Item
 from spot.rectify.report import make_report
-from spot.rectify.retry import OracleFatal
 from spot.rectify.sampling import Sampler, sample_stage
+from spot.rows import write_atomic, write_jsonl
 
 
-class RectifyError(ValueError):
+class RectifyError(UserError):
     """A setting or state the user must fix; the message says what."""
-
-
-# what the entry point prints as one line instead of a traceback
-USER_ERRORS = (ProblemError, JournalError, RectifyError, OracleFatal, FileNotFoundError)
 
 
 @dataclass(frozen=True)
@@ -62,6 +59,13 @@ class RectifyConfig:
     price: Price = field(default_factory=Price)
     progress: bool = True
     journal_dir: str | None = None  # default <out_dir>/journal
+
+    def __post_init__(self) -> None:
+        check_type(self.gamma, (int, float), "gamma")
+        check(0 <= self.gamma <= 1, "gamma", f"must be in [0, 1] (R_LCS is a fraction), got {self.gamma}")
+        for key, value in (("chunk_size", self.chunk_size), ("oracle.max_in_flight", self.max_in_flight)):
+            check_type(value, int, key)
+            check(value >= 1, key, f"must be at least 1, got {value}")
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

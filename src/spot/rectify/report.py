@@ -6,11 +6,11 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from spot.answers import Verdict
     from spot.rectify.calls import Request
     from spot.rectify.filtering import Filtered
     from spot.rectify.pipeline import RectifyConfig
     from spot.rectify.problems import Item
-    from spot.rectify.verify import Verdict
 
 
 def ratio_summary(ratios: list[float], gamma: float) -> dict:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from tqdm.auto import tqdm
 
+from spot.chat import ChatFormat
 from spot.generation import Sampling, generate
 from spot.rectify.journal import Journal, JournalError
 from spot.rectify.problems import Item
@@ -19,24 +20,24 @@ Sampler = Callable[[list[str], int], list[str]]  # (prompts, seed) -> one comple
 
 
 class PolicySampler:
-    """transformers generation from `spot.generation`; the model is loaded on the first call only, so a
-    rerun whose samples are all journaled never loads it."""
+    """transformers generation from `spot.generation`, prompts formatted by the run's ChatFormat (the one
+    training and evaluation use); the model is loaded on the first call only, so a rerun whose samples are
+    all journaled never loads it."""
 
-    def __init__(self, path: str, dtype: str, sampling: Sampling):
-        self.path, self.dtype, self.sampling = path, dtype, sampling
-        self._model = self._tokenizer = None
+    def __init__(self, path: str, dtype: str, chat: ChatFormat, sampling: Sampling):
+        self.path, self.dtype, self.chat, self.sampling = path, dtype, chat, sampling
+        self._model = None
 
     def __call__(self, prompts: list[str], seed: int) -> list[str]:
         if self._model is None:
             import torch
 
-            from spot.models import load_model, load_tokenizer
+            from spot.models import load_model
 
-            self._tokenizer = load_tokenizer(self.path)
             self._model = load_model(self.path, self.dtype)
             if torch.cuda.is_available():
                 self._model = self._model.cuda()
-        return generate(self._model, self._tokenizer, prompts, self.sampling, seed=seed, progress=False)
+        return generate(self._model, self.chat, prompts, self.sampling, seed=seed, progress=False)
 
 
 def chunk_seed(seed: int, chunk: int) -> int:

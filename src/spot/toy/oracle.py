@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from spot.rectify.oracle import OracleReply
+from spot.rectify.oracles.base import OracleReply
 from spot.toy.tasks import ANSWER_MARK, Problem, parse_problem
 
 # a step line: "12+5=17", spacing kept in groups so that an edit changes numbers only

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from spot.chat import ChatFormat
 from spot.data import collate, encode
 from spot.logps import sequence_logps
 from spot.toy.model import build_model, build_tokenizer
@@ -51,6 +52,7 @@ def pretrain(out: str, steps: int, batch_size: int, lr: float, prior_fraction: f
     # the data stream depends on the init path too, so that a continued run does not replay stage 1's data
     rng = random.Random(f"spot-toy/pretrain/{seed}" + (f"/{init}" if init else ""))
     tokenizer = build_tokenizer()
+    chat = ChatFormat(tokenizer)
     if init:
         from transformers import AutoModelForCausalLM
 
@@ -63,7 +65,7 @@ def pretrain(out: str, steps: int, batch_size: int, lr: float, prior_fraction: f
     model.train()
     t0, losses = time.time(), []
     for step in range(1, steps + 1):
-        batch = collate([encode(tokenizer, *sample_example(rng, prior_fraction, prior_tasks), 320, 256)
+        batch = collate([encode(chat, *sample_example(rng, prior_fraction, prior_tasks), 320, 256)
                          for _ in range(batch_size)], tokenizer.pad_token_id)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             logp, n = sequence_logps(model, **batch)

@@ -1,7 +1,7 @@
 """A local stand-in for the Anthropic Messages API (and an OpenAI-compatible chat endpoint), for tests,
 benchmarks and dry runs that must not touch the internet or spend money.
 
-    python -m spot.rectify.fake_server --port 8765 --latency 0.2 --fault-rate 0.2
+    python -m spot.rectify.oracles.fake_server --port 8765 --latency 0.2 --fault-rate 0.2
     ANTHROPIC_API_KEY=fake python rectify.py problems=gsm8k_solutions oracle=fake
 
 Its "model" rectifies deterministically: it keeps the student's answer, replaces a last line that states a
@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from spot.rectify.prompts import END, START
+from spot.rectify.oracles.prompts import END, START
 
 TRANSPORT_FAULTS = ("429", "500", "529", "timeout", "malformed")
 CONTENT_FAULTS = ("no_markers", "empty", "wrong_answer")
@@ -66,7 +66,7 @@ def fake_completion(user: str, settings: FakeSettings) -> str:
     if len(lines) > 1 and _FINAL_LINE.search(lines[-1]):
         lines = lines[:-1]
     if answer is None:  # cannot solve: repeat the student's final answer
-        from spot.rectify.verify import extract_final
+        from spot.answers import extract_final
 
         answer = extract_final(student or "") or "0"
     u = _unit(user)

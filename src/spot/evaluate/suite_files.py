@@ -1,4 +1,4 @@
-"""Benchmark suites from local files or `datasets` ids: math sets, multiple choice, IFEval, the toy world.
+"""Benchmark suites read from local files or `datasets` ids: math sets, multiple choice, IFEval.
 
 Each builder returns a `Suite` (or a list of them) and is named by a small config in conf/eval/, so adding a
 benchmark is adding a file there. Rows are read in the common shapes of the paper's sets:
@@ -17,67 +17,23 @@ A missing file names the suite and the path; a row without an answer names the f
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterator
-from pathlib import Path
 
-from spot.evaluate.scoring import LETTERS, NEEDS_PUNKT, ChoiceScorer, IFEvalScorer, punkt_available
-from spot.evaluate.suites import Suite, toy_suites
-from spot.rectify.problems import ProblemError, final_answer
-from spot.rectify.problems import iter_rows as iter_file_rows
-from spot.rectify.verify import last_boxed
+from spot.answers import final_answer, last_boxed
+from spot.errors import ConfigError, DataError
+from spot.evaluate.scorers import LETTERS, NEEDS_PUNKT, ChoiceScorer, IFEvalScorer, punkt_available
+from spot.evaluate.suites import Suite
+from spot.rows import iter_rows
 
 PROMPT_KEYS = ("problem", "question", "Problem", "Question", "prompt", "input")
 # `solution` comes last: only when no answer field exists is the answer read from its last \boxed{}.
 ANSWER_KEYS = ("answer", "final_answer", "Answer", "expected_answer", "solution", "Solution")
-LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
-
-
-class BenchmarkError(ValueError):
-    """A benchmark that cannot be read; the message names the suite, and the file and line where one is at
-    fault."""
-
-
-def is_local(path: str) -> bool:
-    p = Path(path)
-    return p.exists() or p.suffix in LOCAL_SUFFIXES or path.startswith((".", "/", "~"))
 
 
 def read_rows(suite: str, path: str, split: str = "test", subset: str | None = None) -> Iterator[tuple[str, dict]]:
-    """(where, row) from a jsonl/parquet file, a saved `datasets` directory or a hub id; `where` is file:line."""
-    if is_local(path):
-        if not Path(path).expanduser().exists():
-            raise BenchmarkError(f"suite {suite}: benchmark file {path} not found (set eval.suites.{suite}.path "
-                                 "to a local jsonl/parquet file, a saved datasets directory or a hub id)")
-        if Path(path).suffix == ".json":  # one JSON array of rows
-            yield from json_array_rows(suite, Path(path).expanduser())
-            return
-        try:
-            yield from iter_file_rows(str(Path(path).expanduser()))
-        except ProblemError as e:
-            raise BenchmarkError(f"suite {suite}: {e}") from None
-        return
-    import datasets
-
-    try:
-        ds = datasets.load_dataset(path, subset, split=split)
-    except Exception as e:  # offline, unknown id, wrong split: the library's own message says which
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise BenchmarkError(f"suite {suite}: cannot load dataset {path} (split {split}): {first[:300]}") from None
-    for i, row in enumerate(ds):
-        yield f"{path}[{split}]:row {i + 1}", row
-
-
-def json_array_rows(suite: str, path: Path) -> Iterator[tuple[str, dict]]:
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise BenchmarkError(f"suite {suite}: {path}:{e.lineno}: not valid JSON ({e.msg})") from None
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise BenchmarkError(f"suite {suite}: {path}: expected a JSON array of objects (or use jsonl)")
-    for i, row in enumerate(rows):
-        yield f"{path}:item {i + 1}", row
+    """(where, row) from the project's one reader; a missing file names the suite's config key."""
+    return iter_rows(path, key=f"eval.suites.{suite}.path", split=split, subset=subset)
 
 
 def pick(where: str, row: dict, key: str | None, candidates: tuple[str, ...], what: str):
@@ -87,7 +43,7 @@ def pick(where: str, row: dict, key: str | None, candidates: tuple[str, ...], wh
         value = row.get(k)
         if value is not None and value != "" and value != []:
             return k, value
-    raise BenchmarkError(f"{where}: no {what} (looked for field {' or '.join(repr(k) for k in keys)})")
+    raise DataError(f"{where}: no {what} (looked for field {' or '.join(repr(k) for k in keys)})")
 
 
 def reference_answer(where: str, key: str, value) -> str:
@@ -96,28 +52,25 @@ def reference_answer(where: str, key: str, value) -> str:
     if isinstance(value, list):
         value = value[0]
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise BenchmarkError(f"{where}: field '{key}' must be text or a number, got {type(value).__name__}")
+        raise DataError(f"{where}: field '{key}' must be text or a number, got {type(value).__name__}")
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # AMC23 stores 18.0
     text = str(value).strip()
     if key.lower() == "solution" or "\\boxed" in text:
         boxed = last_boxed(text)
         if boxed is None:
-            raise BenchmarkError(f"{where}: field '{key}' has no \\boxed{{}} final answer")
+            raise DataError(f"{where}: field '{key}' has no \\boxed{{}} final answer")
         text = boxed
     elif "####" in text:
-        try:
-            text = final_answer(where, text, key)
-        except ProblemError as e:
-            raise BenchmarkError(str(e)) from None
+        text = final_answer(where, text, key)
     text = text.strip().strip("$").strip()
     if not text:
-        raise BenchmarkError(f"{where}: field '{key}' has an empty answer")
+        raise DataError(f"{where}: field '{key}' has an empty answer")
     return text
 
 
 def file_suite(name: str, path: str, score, group: str = "in_domain", prompt_key: str | None = None,
-               answer_key: str | None = None, template: str = "{prompt}", limit: int | None = None,
+               answer_key: str | None = None, template: str | None = None, limit: int | None = None,
                n_samples: int = 1, max_new_tokens: int = 2048, split: str = "test",
                subset: str | None = None) -> Suite:
     """A problem + answer benchmark (GSM8K, MATH-500, AIME, AMC, Minerva, OlympiadBench). `template` wraps
@@ -128,15 +81,15 @@ def file_suite(name: str, path: str, score, group: str = "in_domain", prompt_key
             break
         pk, problem = pick(where, row, prompt_key, PROMPT_KEYS, "problem text")
         if not isinstance(problem, str):
-            raise BenchmarkError(f"{where}: field '{pk}' must be text, got {type(problem).__name__}")
+            raise DataError(f"{where}: field '{pk}' must be text, got {type(problem).__name__}")
         ak, value = pick(where, row, answer_key, ANSWER_KEYS, "answer")
         answers.append(reference_answer(where, ak, value))
-        prompts.append(template.replace("{prompt}", problem.strip()))
+        prompts.append(problem.strip())
         meta.append({"source": where})
     if not prompts:
-        raise BenchmarkError(f"suite {name}: {path} has no rows")
+        raise DataError(f"suite {name}: {path} has no rows")
     return Suite(name, group, prompts, answers, score, max_new_tokens=max_new_tokens, n_samples=n_samples,
-                 meta=meta)
+                 meta=meta, template=template)
 
 
 def choice_options(where: str, row: dict, question_key: str) -> tuple[str, list[str]]:
@@ -150,16 +103,16 @@ def choice_options(where: str, row: dict, question_key: str) -> tuple[str, list[
         choices = list(row["choices"])
         gold = LETTERS.index(answer) if isinstance(answer, str) and answer in LETTERS else answer
         if not isinstance(gold, int) or not 0 <= gold < len(choices):
-            raise BenchmarkError(f"{where}: field 'answer' must be a letter or an index into 'choices'")
+            raise DataError(f"{where}: field 'answer' must be a letter or an index into 'choices'")
         options = [choices[gold], *(c for i, c in enumerate(choices) if i != gold)]
     else:
-        raise BenchmarkError(f"{where}: no answer (looked for field 'Correct Answer' or 'choices'+'answer')")
+        raise DataError(f"{where}: no answer (looked for field 'Correct Answer' or 'choices'+'answer')")
     if len(options) < 2 or any(not isinstance(o, str) or not o.strip() for o in options):
-        raise BenchmarkError(f"{where}: needs at least two non-empty text options")
+        raise DataError(f"{where}: needs at least two non-empty text options")
     return question, [o.strip() for o in options]
 
 
-def choice_suite(name: str, path: str, group: str = "ood", template: str = "{prompt}",
+def choice_suite(name: str, path: str, group: str = "ood", template: str | None = None,
                  question_key: str | None = None, limit: int | None = None, n_samples: int = 1,
                  max_new_tokens: int = 2048, seed: int = 0, split: str = "train",
                  subset: str | None = None) -> Suite:
@@ -174,24 +127,24 @@ def choice_suite(name: str, path: str, group: str = "ood", template: str = "{pro
         random.Random(f"spot-choice/{seed}/{name}/{i}").shuffle(order)
         gold = order.index(0)  # the correct option was first before shuffling
         lines = "\n".join(f"{LETTERS[k]}) {options[j]}" for k, j in enumerate(order))
-        prompts.append(template.replace("{prompt}", f"{question.strip()}\n\n{lines}"))
+        prompts.append(f"{question.strip()}\n\n{lines}")
         answers.append(LETTERS[gold])
         meta.append({"source": where, "gold_index": gold})
     if not prompts:
-        raise BenchmarkError(f"suite {name}: {path} has no rows")
+        raise DataError(f"suite {name}: {path} has no rows")
     return Suite(name, group, prompts, answers, ChoiceScorer(), max_new_tokens=max_new_tokens,
-                 n_samples=n_samples, meta=meta)
+                 n_samples=n_samples, meta=meta, template=template)
 
 
 def ifeval_suite(name: str, path: str, group: str = "prior", loose: bool = False, limit: int | None = None,
                  n_samples: int = 1, max_new_tokens: int = 2048, split: str = "train") -> Suite:
     """IFEval (google/IFEval rows), scored by lm-eval's implementation of its checks (IFEvalScorer)."""
-    from spot.evaluate.scoring import load_ifeval_checks
+    from spot.evaluate.scorers import load_ifeval_checks
 
     try:
         registry = load_ifeval_checks().instructions_registry.INSTRUCTION_DICT
     except ImportError as e:
-        raise BenchmarkError(f"suite {name}: {e}") from None
+        raise DataError(f"suite {name}: {e}") from None
     prompts, answers = [], []
     for where, row in read_rows(name, path, split):
         if limit is not None and len(prompts) >= limit:
@@ -201,31 +154,19 @@ def ifeval_suite(name: str, path: str, group: str = "prior", loose: bool = False
         kwargs = row.get("kwargs") or [{} for _ in ids]
         unknown = [i for i in ids if i not in registry]
         if unknown or len(kwargs) != len(ids):
-            raise BenchmarkError(f"{where}: unknown instructions {unknown}" if unknown else
+            raise DataError(f"{where}: unknown instructions {unknown}" if unknown else
                                  f"{where}: {len(ids)} instructions but {len(kwargs)} kwargs")
         prompts.append(prompt)
         answers.append({"key": row.get("key", len(prompts)), "prompt": prompt, "instruction_id_list": list(ids),
                         "kwargs": [dict(k or {}) for k in kwargs]})
     if not prompts:
-        raise BenchmarkError(f"suite {name}: {path} has no rows")
+        raise DataError(f"suite {name}: {path} has no rows")
     needs = sorted({i for a in answers for i in a["instruction_id_list"] if i in NEEDS_PUNKT})
     if needs and not punkt_available():
-        raise BenchmarkError(f"suite {name}: instruction {needs[0]} counts sentences with NLTK's punkt_tab data, "
+        raise DataError(f"suite {name}: instruction {needs[0]} counts sentences with NLTK's punkt_tab data, "
                              "which is not installed; run once with network: python -m nltk.downloader punkt_tab")
     return Suite(name, group, prompts, answers, IFEvalScorer(loose), max_new_tokens=max_new_tokens,
-                 n_samples=n_samples)
-
-
-def toy_suite(part: str, n: int, seed: int = 0, n_samples: int = 1, max_new_tokens: int | None = None
-              ) -> list[Suite]:
-    """One part of the toy world's held-out suites: in_domain, ood, or prior (one suite per prior task)."""
-    sizes = {"in_domain": (n, 0, 0), "ood": (0, n, 0), "prior": (0, 0, n)}
-    if part not in sizes:
-        raise BenchmarkError(f"toy suite part {part!r}: use in_domain, ood or prior")
-    suites = [s for s in toy_suites(*sizes[part], seed=seed, max_new_tokens=max_new_tokens) if s.group == part]
-    for s in suites:
-        s.n_samples = n_samples
-    return suites
+                 n_samples=n_samples, template="{prompt}")  # IFEval's prompt is the whole instruction
 
 
 def adjust(suites: list[Suite], limit: int | None = None, n_samples: int | None = None,
@@ -242,5 +183,5 @@ def adjust(suites: list[Suite], limit: int | None = None, n_samples: int | None 
     names = [s.name for s in suites]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise BenchmarkError(f"suite {dupes[0]} is selected twice; give each selected suite its own name")
+        raise ConfigError(f"suite {dupes[0]} is selected twice; give each selected suite its own name")
     return suites

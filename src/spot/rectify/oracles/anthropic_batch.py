@@ -17,11 +17,11 @@ import json
 
 import anthropic
 
-from spot.rectify.claude import _STOPS, AnthropicOracle
 from spot.rectify.journal import Journal
-from spot.rectify.prompts import Prompt
-from spot.rectify.remote import Completion
-from spot.rectify.retry import Transient
+from spot.rectify.oracles.anthropic import _STOPS, AnthropicOracle
+from spot.rectify.oracles.prompts import Prompt
+from spot.rectify.oracles.remote import Completion
+from spot.rectify.oracles.retry import Transient
 
 
 class AnthropicBatchOracle(AnthropicOracle):

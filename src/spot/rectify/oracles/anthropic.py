@@ -19,9 +19,9 @@ try:  # the SDK's own HTTP library: httpx2 from anthropic 2 on, httpx before
 except ImportError:  # pragma: no cover
     import httpx as _http
 
-from spot.rectify.prompts import Prompt
-from spot.rectify.remote import Completion, RemoteOracle
-from spot.rectify.retry import OracleFatal, Transient, parse_retry_after
+from spot.rectify.oracles.prompts import Prompt
+from spot.rectify.oracles.remote import Completion, RemoteOracle
+from spot.rectify.oracles.retry import OracleFatal, Transient, parse_retry_after
 
 _FATAL = {401: "the API key was refused", 402: "billing", 403: "permission denied",
           404: "unknown model or URL"}

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from spot.chat import prompt_ids
+from spot.chat import ChatFormat
+from spot.errors import check
 from spot.generation import Sampling, generate
 from spot.logps import sequence_logps
 
@@ -22,11 +23,13 @@ class KLSettings:
     n_prompts: int = 64  # held-out prompts, one sample each
     max_new_tokens: int = 256
     batch_size: int = 32
-    enable_thinking: bool | None = None
+
+    def __post_init__(self) -> None:
+        check(self.n_prompts >= 0, "kl.n_prompts", f"must be 0 (skip) or more, got {self.n_prompts}")
 
     def sampling(self) -> Sampling:
         return Sampling(max_new_tokens=self.max_new_tokens, temperature=1.0, top_p=1.0, top_k=0,
-                        batch_size=self.batch_size, enable_thinking=self.enable_thinking)
+                        batch_size=self.batch_size)
 
 
 def spread_prompts(prompt_lists: list[list[str]], n: int) -> list[str]:
@@ -38,17 +41,17 @@ def spread_prompts(prompt_lists: list[list[str]], n: int) -> list[str]:
     return out
 
 
-def sampled_sequences(tokenizer, prompts: list[str], completions: list[str], max_new_tokens: int,
-                      enable_thinking: bool | None) -> list[tuple[list[int], int]]:
+def sampled_sequences(chat: ChatFormat, prompts: list[str], completions: list[str], max_new_tokens: int
+                      ) -> list[tuple[list[int], int]]:
     """(prompt + completion ids, prompt length) per sample. Completions come back as text, so they are
     re-tokenized; one shorter than the budget stopped at the end-of-sequence token, which is then part of
     what was sampled. (Exact for character tokenizers; BPE re-tokenization can rarely differ.)"""
     out = []
     for prompt, completion in zip(prompts, completions):
-        p = prompt_ids(tokenizer, prompt, enable_thinking)
-        c = tokenizer(completion, add_special_tokens=False)["input_ids"]
+        p = chat.prompt_ids(prompt)
+        c = chat.tokenizer(completion, add_special_tokens=False)["input_ids"]
         if len(c) < max_new_tokens:
-            c = c + [tokenizer.eos_token_id]
+            c = c + [chat.tokenizer.eos_token_id]
         out.append((p + c, len(p)))
     return out
 
@@ -67,23 +70,23 @@ def _batch(seqs: list[tuple[list[int], int]], pad_id: int, device) -> dict[str, 
 
 
 @torch.no_grad()
-def kl_to_reference(policy, reference, tokenizer, prompts: list[str], settings: KLSettings = KLSettings(),
+def kl_to_reference(policy, reference, chat: ChatFormat, prompts: list[str], settings: KLSettings = KLSettings(),
                     seed: int = 0, progress: bool = False) -> dict[str, float]:
     """{"sequence", "token", "n_samples", "mean_tokens"}: the KL estimate on one policy sample per prompt."""
     prompts = prompts[: settings.n_prompts]
     if not prompts:
         return {}
-    completions = generate(policy, tokenizer, prompts, settings.sampling(), seed=seed, progress=progress,
+    completions = generate(policy, chat, prompts, settings.sampling(), seed=seed, progress=progress,
                            desc="kl samples")
-    seqs = sampled_sequences(tokenizer, prompts, completions, settings.max_new_tokens, settings.enable_thinking)
+    seqs = sampled_sequences(chat, prompts, completions, settings.max_new_tokens)
     was_training = (policy.training, reference.training)
     policy.eval(), reference.eval()
     diffs, tokens = [], []
     for s in range(0, len(seqs), settings.batch_size):
         chunk = seqs[s : s + settings.batch_size]
-        lp, n_tok = sequence_logps(policy, **_batch(chunk, tokenizer.pad_token_id, next(policy.parameters()).device))
-        lr, _ = sequence_logps(reference, **_batch(chunk, tokenizer.pad_token_id,
-                                                   next(reference.parameters()).device))
+        pad = chat.tokenizer.pad_token_id
+        lp, n_tok = sequence_logps(policy, **_batch(chunk, pad, next(policy.parameters()).device))
+        lr, _ = sequence_logps(reference, **_batch(chunk, pad, next(reference.parameters()).device))
         diffs.append((lp - lr.to(lp.device)).double().cpu())  # (b,) summed log-ratio per sample
         tokens.append(n_tok.double().cpu())
     policy.train(was_training[0]), reference.train(was_training[1])

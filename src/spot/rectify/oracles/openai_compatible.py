@@ -12,9 +12,9 @@ import os
 
 import httpx
 
-from spot.rectify.prompts import Prompt
-from spot.rectify.remote import Completion, RemoteOracle
-from spot.rectify.retry import OracleFatal, Transient, parse_retry_after
+from spot.rectify.oracles.prompts import Prompt
+from spot.rectify.oracles.remote import Completion, RemoteOracle
+from spot.rectify.oracles.retry import OracleFatal, Transient, parse_retry_after
 
 _STOPS = {"stop": "end", "length": "max_tokens", "content_filter": "refusal"}
 

@@ -11,9 +11,9 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from spot.rectify.oracle import OracleReply
-from spot.rectify.prompts import Prompt, Prompts, strip_markers
-from spot.rectify.retry import RetryPolicy
+from spot.rectify.oracles.base import OracleReply
+from spot.rectify.oracles.prompts import Prompt, Prompts, strip_markers
+from spot.rectify.oracles.retry import RetryPolicy
 
 # the HTTP clients log every request at INFO: thousands of lines that bury the progress bar and the report
 for _name in ("httpx", "httpx2", "httpcore", "httpcore2"):

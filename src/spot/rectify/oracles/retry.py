@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from spot.rectify.oracle import OracleUnavailable
+from spot.errors import UserError
+from spot.rectify.oracles.base import OracleUnavailable
 
 T = TypeVar("T")
 
@@ -29,7 +30,7 @@ class Transient(Exception):
         self.kind, self.retry_after = kind, retry_after
 
 
-class OracleFatal(RuntimeError):
+class OracleFatal(UserError):
     """A failure no retry can fix (bad key, unknown model): the run stops with this message."""
 
 

@@ -1,14 +1,16 @@
-"""Answer checking: is a completion's final answer the reference answer?
+"""Answer checking: is a completion's final answer the reference answer? Shared by rectify and evaluation.
 
-Model output is only ever parsed, never executed. `ToyVerifier` is the toy world's exact match; `MathVerifier`
-uses math-verify (the paper's checker) with a time bound per answer, so a pathological completion costs at
-most `timeout_s` and counts as wrong.
+Model output is only ever parsed, never executed. `MathVerifier` uses math-verify (the paper's checker) with a
+time bound per answer, so a pathological completion costs at most `timeout_s` and counts as wrong.
+`final_answer` reads a reference answer (GSM8K's `#### N`) out of a data row.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from spot.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -18,25 +20,13 @@ class Verdict:
     note: str = ""  # why the check could not be made ("timeout", "no answer", ...)
 
 
-class ToyVerifier:
-    """Correct when the text after the last `#### ` equals the reference exactly (spot.toy.tasks)."""
-
-    name = "toy"
-
-    def __call__(self, completion: str, answer: str) -> Verdict:
-        from spot.toy.tasks import extract_answer
-
-        predicted = extract_answer(completion)
-        if predicted is None:
-            return Verdict(False, None, "no answer")
-        return Verdict(predicted == str(answer), predicted)
-
-
 # ----------------------------------------------------------------------------- math (math-verify)
 
 _HASHES = re.compile(r"####\s*([^\n]+)")
 _A_LINE = re.compile(r"(?:^|\n)\s*A:\s*([^\n]+?)\s*$")
 _FINAL_IS = re.compile(r"final answer is:?\s*([^\n]+?)\s*$", re.I)
+_GSM8K_FINAL = re.compile(r"####\s*([^\n]+?)\s*$")
+_A_LAST_LINE = re.compile(r"(?:^|\n)A:\s*([^\n]+?)\s*$")
 MAX_ANSWER_CHARS = 200  # a longer "final answer" is not one; it would only feed the parser's worst cases
 
 
@@ -109,3 +99,17 @@ class MathVerifier:
         except Exception:  # the parser's own failures on odd input: unparseable means not shown correct
             return Verdict(False, predicted, "unparseable")
         return Verdict(ok, predicted)
+
+
+def final_answer(where: str, text: str, key: str) -> str:
+    """The reference's final answer: after GSM8K's `#### N`, after a last line `A: N` (GSM8K example
+    solutions), or the whole text (DAPO's `solution` is the answer itself). Thousands commas are dropped."""
+    m = _GSM8K_FINAL.search(text) or _A_LAST_LINE.search(text)
+    if m is None:
+        if "####" in text:
+            raise DataError(f"{where}: field '{key}' has '####' but no answer after it")
+        return text.strip()
+    answer = m.group(1).strip().replace(",", "")
+    if not answer:
+        raise DataError(f"{where}: field '{key}' has an empty final answer")
+    return answer

@@ -1,0 +1,95 @@
+"""evaluate.py's job from plain objects: score a model (and its base) on suites, estimate the KL, write files.
+
+`evaluate.py` builds the suites from the Hydra config and calls `evaluate_model`. Scoring is
+`spot.evaluate.scoring.score_model`, the function train.py scores with, and metrics.json is assembled and
+written by `spot.evaluate.metrics`, as train.py's is, so `report.py` reads the outputs of both the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from spot.chat import ChatFormat
+from spot.evaluate.checkpoints import ModelSource, load_for_eval, resolve_source
+from spot.evaluate.kl import KLSettings, kl_to_reference, spread_prompts
+from spot.evaluate.metrics import assemble, summary_metrics, write_metrics, write_samples
+from spot.evaluate.scoring import score_model
+from spot.evaluate.suites import Suite
+from spot.generation import Sampling
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    model: str  # hub id, directory, train.py run directory or .ckpt
+    base: str | None = "auto"  # "auto": the run's base model (none for plain models); a path; None: skip
+    dtype: str = "auto"
+    sampling: Sampling = field(default_factory=Sampling)
+    seed: int = 0
+    kl: KLSettings | None = field(default_factory=KLSettings)  # None: no KL estimate
+    device: str = "auto"
+    progress: bool = True
+    enable_thinking: bool | None = None
+    problem_template: str = "{prompt}"
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def run_info(source: ModelSource) -> dict:
+    """What the evaluated model is: a train.py run's own description when there is one."""
+    info = {"model": source.spec, "kind": source.kind, "base_model": source.base}
+    if source.run_dir and (Path(source.run_dir) / "metrics.json").exists():
+        info = {**json.loads((Path(source.run_dir) / "metrics.json").read_text()).get("run", {}), **info}
+    info.setdefault("method", Path(source.run_dir or source.spec.rstrip("/")).name)
+    return info
+
+
+def evaluate_model(plan: EvalPlan, suites: list[Suite], out_dir: Path) -> dict:
+    """Scores the model and, when there is one, its base; writes samples.jsonl, base_samples.jsonl and
+    metrics.json into `out_dir` and returns the metrics."""
+    explicit_base = plan.base if plan.base not in (None, "auto") else None
+    source = resolve_source(plan.model, explicit_base)
+    base_spec = source.base if plan.base == "auto" else plan.base
+    device = pick_device(plan.device)
+    model, tokenizer = load_for_eval(source, plan.dtype)
+    model.to(device)
+    chat = ChatFormat(tokenizer, plan.enable_thinking, plan.problem_template)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    trained = score_model(model, chat, suites, plan.sampling, seed=plan.seed, progress=plan.progress)
+    write_samples(out_dir / "samples.jsonl", trained.records, "trained")
+    base, extra = None, {}
+    if base_spec and suites:
+        base_model, _ = load_for_eval(resolve_source(base_spec), plan.dtype)
+        base_model.to(device)
+        scored = score_model(base_model, chat, suites, plan.sampling, seed=plan.seed, progress=plan.progress)
+        write_samples(out_dir / "base_samples.jsonl", scored.records, "base")
+        base = {**scored.as_dict(), "model": base_spec}
+        if plan.kl is not None and plan.kl.n_prompts > 0:
+            prompts = spread_prompts([s.prompts for s in suites], plan.kl.n_prompts)
+            extra["kl"] = kl_to_reference(model, base_model, chat, prompts, plan.kl, seed=plan.seed,
+                                          progress=plan.progress)
+        del base_model
+    metrics = assemble(run_info(source), suites, plan.sampling, plan.seed, trained.as_dict() if suites else None,
+                       base, **extra)
+    write_metrics(out_dir, metrics)
+    return metrics
+
+
+def log_to_wandb(metrics: dict, out_dir: Path, project: str, mode: str, group: str | None, tags: list[str],
+                 config: dict) -> None:
+    """One W&B run whose summary holds `summary_metrics`; offline by default (`wandb sync` uploads it)."""
+    if mode == "disabled":
+        return
+    import wandb
+
+    run = wandb.init(project=project, mode=mode, dir=str(out_dir), group=group, tags=tags, config=config,
+                     job_type="evaluate", name=str(metrics["run"].get("method")))
+    run.summary.update(summary_metrics(metrics))
+    run.finish()

@@ -1,0 +1,113 @@
+"""Rows on disk: the one reader for every file of problems, pairs or benchmark items, and the atomic writers.
+
+    for where, row in iter_rows("data/toy/pairs.jsonl"): ...     # where = "data/toy/pairs.jsonl:12"
+
+Accepts jsonl (one object a line), a .json array of objects, parquet, a directory saved by `datasets`
+(`save_to_disk`) or a hub dataset id. `where` is `file:line` for jsonl, `file:item N` for a JSON array and
+`file:row N` otherwise, so that every error about a row names the place to fix it. Everything the reader
+cannot use (a missing file, bad JSON, undecodable bytes, a non-object row) raises `DataError`.
+`write_atomic` / `write_jsonl` replace a file in one rename after its data is on disk, so a reader (or a
+crash) never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from spot.errors import DataError
+
+LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+def is_local(path: str) -> bool:
+    """A path that names a local file or directory (existing or meant to), not a hub id."""
+    p = Path(path).expanduser()
+    return p.exists() or p.suffix in LOCAL_SUFFIXES or path.startswith((".", "/", "~"))
+
+
+def iter_rows(path: str, key: str = "path", split: str = "train", subset: str | None = None
+              ) -> Iterator[tuple[str, dict]]:
+    """(where, row) for every row of `path`. `key` is the config key that named the path, for the message."""
+    p = Path(path).expanduser()
+    if is_local(path):
+        if not p.exists():
+            raise DataError(f"{key}={path} does not exist")
+        if p.suffix == ".jsonl":
+            yield from _jsonl_rows(path, p)
+        elif p.suffix == ".json":
+            yield from _json_array_rows(path, p)
+        elif p.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            for i, row in enumerate(pq.read_table(p).to_pylist()):
+                yield f"{path}:row {i + 1}", row
+        else:
+            import datasets
+
+            for i, row in enumerate(datasets.load_from_disk(str(p))):
+                yield f"{path}:row {i + 1}", row
+        return
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(path, subset, split=split)
+    except Exception as e:  # offline, unknown id, wrong split: the library's first line says which
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise DataError(f"{key}={path}: cannot load dataset (split {split}): {first[:300]}") from None
+    for i, row in enumerate(ds):
+        yield f"{path}[{split}]:row {i + 1}", row
+
+
+def _jsonl_rows(path: str, p: Path) -> Iterator[tuple[str, dict]]:
+    with p.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not valid UTF-8 (byte {e.start})") from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            yield f"{path}:{lineno}", row
+
+
+def _json_array_rows(path: str, p: Path) -> Iterator[tuple[str, dict]]:
+    try:
+        rows = json.loads(p.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not valid UTF-8 (byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise DataError(f"{path}: expected a JSON array of objects (or use jsonl)")
+    for i, row in enumerate(rows):
+        yield f"{path}:item {i + 1}", row
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Replaces `path` with `text` in one rename, after the data is on disk."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
+    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
