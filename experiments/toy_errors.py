@@ -31,9 +31,9 @@ def from_run(run: Path, n: int) -> list[tuple[str, str]]:
 
 
 def from_model(path: Path, n: int) -> list[tuple[str, str]]:
-    from spot.evaluate.suites import toy_test_problems
     from spot.generation import Sampling, generate
     from spot.models import load_model, load_tokenizer
+    from spot.toy.suites import toy_test_problems
 
     prompts = [p.text for p in toy_test_problems(n)]
     completions = generate(load_model(str(path)), ChatFormat(load_tokenizer(str(path))), prompts,

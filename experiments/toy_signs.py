@@ -42,8 +42,8 @@ def sign_probabilities(model, tokenizer, problems: list[Problem]) -> dict[str, l
 
 
 def main() -> None:
-    from spot.evaluate.suites import toy_test_problems
     from spot.models import load_model, load_tokenizer
+    from spot.toy.suites import toy_test_problems
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("sources", nargs="+", type=Path, help="model directories")

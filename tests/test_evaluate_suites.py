@@ -10,12 +10,15 @@ from pathlib import Path
 import pytest
 
 from spot.answers import MathVerifier
+from spot.chat import ChatFormat
+from spot.errors import ConfigError, DataError
 from spot.evaluate import scoring as runner
 from spot.evaluate.scorers import ChoiceScorer, extract_choice
-from spot.evaluate.scoring import evaluate_suite
-from spot.evaluate.suite_files import BenchmarkError, adjust, choice_suite, file_suite, ifeval_suite, toy_suite
+from spot.evaluate.scoring import score_suite
+from spot.evaluate.suite_files import adjust, choice_suite, file_suite, ifeval_suite
 from spot.evaluate.suites import Suite
 from spot.generation import Sampling
+from spot.toy.suites import toy_suite
 
 SHARED_GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "test.jsonl"
 
@@ -31,7 +34,7 @@ def fake_generate(monkeypatch):
     calls = []
 
     def install(answers: dict[str, list[str]]):
-        def generate(model, tokenizer, prompts, sampling, seed=0, progress=True, desc=""):
+        def generate(model, chat, prompts, sampling, seed=0, progress=True, desc="", template=None):
             calls.append((list(prompts), sampling))
             seen: dict[str, int] = {}
             out = []
@@ -60,7 +63,10 @@ def test_math_sets_are_read_in_their_common_shapes(tmp_path):
     path = write_jsonl(tmp_path / "mixed.jsonl", [row for row, _ in MATH_SHAPES])
     suite = file_suite("mixed", str(path), MathVerifier(), template="{prompt}\nPut it in \\boxed{}.")
     assert suite.answers == [answer for _, answer in MATH_SHAPES]
-    assert suite.prompts[0] == "MATH-500\nPut it in \\boxed{}."  # braces other than {prompt} are kept
+    assert suite.prompts[0] == "MATH-500"  # the raw problem; the chat format applies the suite's template
+    chat = ChatFormat(tokenizer=None)  # no tokenizer needed to place the problem in a template
+    assert chat.problem_text(suite.prompts[0], suite.template) == "MATH-500\nPut it in \\boxed{}."  # {} kept
+    assert chat.problem_text(suite.prompts[0]) == "MATH-500"  # a suite without a template: the model's
     assert suite.meta[1]["source"] == f"{path}:2"
 
 
@@ -72,20 +78,20 @@ def test_gsm8k_test_file_from_shared_data():
 
 
 def test_missing_benchmark_file_names_suite_and_path(tmp_path):
-    with pytest.raises(BenchmarkError, match=r"suite aime24: benchmark file .*nowhere/aime24.jsonl not found"):
+    with pytest.raises(DataError, match=r"eval.suites.aime24.path=.*nowhere/aime24.jsonl does not exist"):
         file_suite("aime24", str(tmp_path / "nowhere" / "aime24.jsonl"), MathVerifier())
 
 
 def test_row_without_answer_names_file_and_line(tmp_path):
     path = write_jsonl(tmp_path / "math.jsonl", [{"problem": "a", "answer": "1"}, {"problem": "b"}])
-    with pytest.raises(BenchmarkError, match=rf"{path}:2: no answer \(looked for field 'answer' or"):
+    with pytest.raises(DataError, match=rf"{path}:2: no answer \(looked for field 'answer' or"):
         file_suite("math", str(path), MathVerifier())
     path = write_jsonl(tmp_path / "minerva.jsonl", [{"problem": "a", "solution": "no box here"}])
-    with pytest.raises(BenchmarkError, match=rf"{path}:1: field 'solution' has no \\boxed"):
+    with pytest.raises(DataError, match=rf"{path}:1: field 'solution' has no \\boxed"):
         file_suite("minerva", str(path), MathVerifier())
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"problem": "a", "answer": "1"}\nnot json\n')
-    with pytest.raises(BenchmarkError, match=rf"suite x: {bad}:2: not valid JSON"):
+    with pytest.raises(DataError, match=rf"{bad}:2: not valid JSON"):
         file_suite("x", str(bad), MathVerifier())
 
 
@@ -111,7 +117,7 @@ def test_choice_rows_with_a_choices_list(tmp_path):
     letter = suite.answers[0]
     assert f"{letter}) 4" in suite.prompts[0]
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"question": "2+2?", "choices": ["3", "4"], "answer": 7}])
-    with pytest.raises(BenchmarkError, match=rf"{bad}:1: field 'answer' must be a letter or an index"):
+    with pytest.raises(DataError, match=rf"{bad}:1: field 'answer' must be a letter or an index"):
         choice_suite("mc", str(bad))
 
 
@@ -126,14 +132,14 @@ def test_extract_choice(text, letter):
 def test_avg_at_n_is_the_mean_over_every_sample(fake_generate):
     calls = fake_generate({"p1": ["\\boxed{1}", "\\boxed{2}", "\\boxed{1}", "x"], "p2": ["\\boxed{5}"]})
     suite = Suite("s", "in_domain", ["p1", "p2"], ["1", "5"], MathVerifier(), max_new_tokens=7, n_samples=4)
-    result = evaluate_suite(None, None, suite, Sampling(temperature=0.7, top_p=0.8, top_k=20), progress=False)
+    result = score_suite(None, None, suite, Sampling(temperature=0.7, top_p=0.8, top_k=20), progress=False)
     assert result.accuracy == pytest.approx((2 + 4) / 8) and result.metric == "avg@4"
     prompts, sampling = calls[0]
     assert prompts == ["p1"] * 4 + ["p2"] * 4 and sampling.max_new_tokens == 7 and sampling.top_k == 20
     assert [r["sample"] for r in result.records[:4]] == [0, 1, 2, 3]
     assert [r["correct"] for r in result.records[:4]] == [True, False, True, False]
     assert result.records[3]["note"] == "no answer"
-    greedy = evaluate_suite(None, None, suite, Sampling(temperature=0.0), progress=False)
+    greedy = score_suite(None, None, suite, Sampling(temperature=0.0), progress=False)
     assert greedy.n_samples == 1 and len(greedy.records) == 2  # N greedy samples would all be the same
 
 
@@ -154,7 +160,7 @@ def test_hostile_outputs_are_wrong_in_bounded_time_and_never_run(tmp_path, monke
     fake_generate({"q": HOSTILE})
     suite = Suite("h", "in_domain", ["q"], ["18"], MathVerifier(timeout_s=1), n_samples=len(HOSTILE))
     t0 = time.time()
-    result = evaluate_suite(None, None, suite, Sampling(temperature=1.0), progress=False)
+    result = score_suite(None, None, suite, Sampling(temperature=1.0), progress=False)
     # each answer costs at most a parse of the reference and of the answer plus one comparison, 1 s each
     assert time.time() - t0 < 3 * len(HOSTILE) + 5
     assert result.accuracy == 0.0 and not (tmp_path / "PWNED").exists()
@@ -169,13 +175,13 @@ def test_toy_parts_and_command_line_adjustments():
     assert all(s.group == "prior" and len(s.prompts) == 3 and s.n_samples == 2 for s in prior)
     (ind,) = adjust(toy_suite("in_domain", n=10), limit=4, n_samples=3, max_new_tokens=9)
     assert len(ind.prompts) == len(ind.answers) == 4 and ind.n_samples == 3 and ind.max_new_tokens == 9
-    with pytest.raises(BenchmarkError, match="toy_ood is selected twice"):
+    with pytest.raises(ConfigError, match="toy_ood is selected twice"):
         adjust(toy_suite("ood", n=2) + toy_suite("ood", n=2))
 
 
 def test_toy_validation_split_is_its_own_stream():
-    from spot.evaluate.suites import toy_suites
-    from spot.rectify.problems import toy_items
+    from spot.toy.problems import toy_items
+    from spot.toy.suites import toy_suites
 
     suites = {s.name: s for s in toy_suites(n_in_domain=300, n_ood=0, n_prior=0, n_val=200)}
     val, test = suites["toy_val_in_domain"], suites["toy_in_domain"]
@@ -205,5 +211,5 @@ def test_ifeval_uses_lm_eval_checks(tmp_path):
     verdict = score(good.replace("* dogs", "dogs"), suite.answers[1])
     assert not verdict.correct and verdict.predicted == "detectable_format:number_bullet_lists=0,startend:end_checker=1"
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "p", "instruction_id_list": ["no:such"], "kwargs": [{}]}])
-    with pytest.raises(BenchmarkError, match=rf"{bad}:1: unknown instructions \['no:such'\]"):
+    with pytest.raises(DataError, match=rf"{bad}:1: unknown instructions \['no:such'\]"):
         ifeval_suite("ifeval", str(bad))

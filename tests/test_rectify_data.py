@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from spot.answers import MathVerifier, ToyVerifier, extract_final
-from spot.rectify.problems import ProblemError, file_items, toy_items
+from spot.answers import MathVerifier, extract_final
+from spot.errors import DataError
+from spot.rectify.problems import file_items
+from spot.toy.problems import toy_items
+from spot.toy.suites import ToyVerifier
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "shared/data/gsm8k/example_model_solutions.jsonl"
 MODELS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
@@ -39,7 +42,7 @@ def test_gsm8k_and_dapo_shapes(tmp_path):
     ([[1, 2]], r"p.jsonl:1: expected a JSON object"),
 ])
 def test_bad_rows_name_file_line_and_field(tmp_path, rows, message):
-    with pytest.raises(ProblemError, match=message):
+    with pytest.raises(DataError, match=message):
         file_items(write(tmp_path / "p.jsonl", rows))
 
 
@@ -51,12 +54,12 @@ def test_parquet_rows(tmp_path):
     items = file_items(str(tmp_path / "p.parquet"), prompt_key="prompt", answer_key="solution")
     assert [(i.prompt, i.answer) for i in items] == [("A", "1"), ("B", "2")]
     pq.write_table(pa.table({"prompt": ["A"]}), tmp_path / "bad.parquet")
-    with pytest.raises(ProblemError, match=r"bad.parquet:row 1: missing field 'solution'"):
+    with pytest.raises(DataError, match=r"bad.parquet:row 1: missing field 'solution'"):
         file_items(str(tmp_path / "bad.parquet"), prompt_key="prompt", answer_key="solution")
 
 
 def test_toy_problems_exclude_the_test_set():
-    from spot.evaluate.suites import toy_test_problems
+    from spot.toy.suites import toy_test_problems
 
     items = toy_items(n=500, seed=0)
     assert len(items) == 500 and not {i.prompt for i in items} & {p.text for p in toy_test_problems(1000, 0)}

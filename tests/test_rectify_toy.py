@@ -77,7 +77,7 @@ def read_jsonl(path: Path) -> list[dict]:
 @pytest.mark.slow
 def test_toy_end_to_end_and_rerun(micro_model_dir, tmp_path):
     from spot.data import read_examples
-    from spot.evaluate.suites import toy_test_problems
+    from spot.toy.suites import toy_test_problems
 
     out = tmp_path / "toy"
     args = (f"model.path={micro_model_dir}", f"out_dir={out}", "problems.source.n=48", "chunk_size=16",
@@ -123,8 +123,8 @@ def test_a_bad_problem_file_is_one_line_naming_file_line_field(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "Q", "answer": "#### 1"}\n{"question": "Q2"}\n')
     done = run_rectify(f"out_dir={tmp_path / 'out'}", "problems=jsonl", f"problems.source.path={bad}")
-    assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines()[-1] == f"rectify: {bad}:2: missing field 'answer'"
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == f"error: {bad}:2: missing field 'answer'"
 
 
 def test_written_jsonl_is_whole(tmp_path):
@@ -177,10 +177,10 @@ def test_every_rectify_config_composes(overrides):
 
 def test_another_gamma_reuses_the_journals(tmp_path):
     """gamma=1.0 into another out_dir with the first run's journals: nothing is sampled or asked again."""
-    from spot.answers import ToyVerifier
     from spot.rectify.pipeline import RectifyConfig, run
-    from spot.rectify.problems import toy_items
     from spot.toy.oracle import ToyOracle
+    from spot.toy.problems import toy_items
+    from spot.toy.suites import ToyVerifier
 
     items = toy_items(n=40)
     sampler = lambda prompts, seed: ["1+1=3\n#### 3"] * len(prompts)  # noqa: E731 - all wrong, all small edits

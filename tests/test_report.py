@@ -23,7 +23,7 @@ METHODS = ["sft", "rft", "sft_plus", "dpo", "reward_sft", "bce", "bco"]
 CALLBACKS = ("trainer.callbacks=[{_target_:lightning.pytorch.callbacks.ModelCheckpoint,"
              "dirpath:${hydra:runtime.output_dir}/checkpoints,save_last:true},"
              "{_target_:spot.evaluate.callback.EvalCallback,every_n_steps:2,kl_prompts:2,kl_max_new_tokens:6,"
-             "sampling:{temperature:0.0,batch_size:8},suites:{_target_:spot.evaluate.suite_files.toy_suite,"
+             "sampling:{temperature:0.0,batch_size:8},suites:{_target_:spot.toy.suites.toy_suite,"
              "part:prior,n:1,seed:1,max_new_tokens:4}}]")
 
 
@@ -45,8 +45,8 @@ def toy_sweep(tmp_path_factory, micro_model_dir) -> Path:
     write_toy_files(base / "data" / "toy")  # the paths the method configs name, relative to the cwd
     run([str(ROOT / "train.py"), "-m", "experiment=ablation_loss", f"model.path={micro_model_dir}",
          "trainer.max_steps=2", "trainer.log_every_n_steps=1", "logger=csv", "hydra.sweep.dir=sweep",
-         "eval.suites.n_in_domain=2", "eval.suites.n_ood=1", "eval.suites.n_prior=1",
-         "eval.sampling.batch_size=8", "+eval.suites.max_new_tokens=6", CALLBACKS], cwd=base)
+         "eval.suites.toy_in_domain.n=2", "eval.suites.toy_ood.n=1", "eval.suites.toy_prior.n=1",
+         "eval.sampling.batch_size=8", "eval.max_new_tokens=6", CALLBACKS], cwd=base)
     return base / "sweep"
 
 

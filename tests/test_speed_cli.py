@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_EVAL = ["eval.suites.n_in_domain=4", "eval.suites.n_ood=2", "eval.suites.n_prior=2",
+TINY_EVAL = ["eval.suites.toy_in_domain.n=4", "eval.suites.toy_ood.n=2", "eval.suites.toy_prior.n=2",
              "eval.sampling.batch_size=8"]
 
 

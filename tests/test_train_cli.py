@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_EVAL = ["eval.suites.n_in_domain=6", "eval.suites.n_ood=3", "eval.suites.n_prior=3",
+TINY_EVAL = ["eval.suites.toy_in_domain.n=6", "eval.suites.toy_ood.n=3", "eval.suites.toy_prior.n=3",
              "eval.sampling.batch_size=8"]
 
 
@@ -90,7 +90,7 @@ def test_unknown_loss_and_bad_override_get_hydras_error(tmp_path):
 
 
 def test_paired_standard_error_by_hand():
-    from spot.training import paired_deltas
+    from spot.evaluate.metrics import paired_deltas
 
     # d = [1, 0, 0, -1]: mean 0, sample variance 2/3, se = sqrt(2/3 / 4)
     out = paired_deltas({"s": [0, 1, 0, 1]}, {"s": [1, 1, 0, 0]})["s"]

@@ -1,0 +1,92 @@
+"""The layout rules that keep the code readable (STYLE.md 13-14), checked on the source itself: no package of
+src/spot imports another in a circle, the toy world is a plugin nothing else imports, and every entry point
+reports user errors the same way."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "spot"
+
+
+def unit_of(module: str) -> str:
+    """The unit a module belongs to: its subpackage (spot.evaluate, spot.rectify, ...) or, for a module at
+    spot/ level, the module itself (spot.data, spot.losses, ...)."""
+    return ".".join(module.split(".")[:2])
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every spot.* module `path` imports, at the top or inside a function (a lazy import still ties them)."""
+    module = "spot." + ".".join(path.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("spot.")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against this module's package
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                name = f"{base}.{node.module}" if node.module else base
+            else:
+                name = node.module or ""
+            if name.startswith("spot."):
+                out.add(name)
+    return out
+
+
+def unit_graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for path in SRC.rglob("*.py"):
+        module = "spot." + ".".join(path.relative_to(SRC).with_suffix("").parts)
+        src = unit_of(module)
+        graph.setdefault(src, set())
+        graph[src] |= {unit_of(m) for m in imports_of(path)} - {src}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [node, nxt] if nxt in path else [node, nxt]
+            if nxt not in state:
+                found = visit(nxt, path + [node])
+                if found:
+                    return found
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node, [])
+            if found:
+                return found
+    return None
+
+
+def test_no_import_cycles_between_packages():
+    graph = unit_graph()
+    assert {"spot.evaluate", "spot.rectify", "spot.toy", "spot.speed", "spot.training"} <= set(graph)
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_check_finds_a_planted_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) is not None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_nothing_outside_the_toy_world_imports_it():
+    offenders = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if "toy" not in p.relative_to(SRC).parts
+                 and any(m == "spot.toy" or m.startswith("spot.toy.") for m in imports_of(p))]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("script", ["train.py", "evaluate.py", "rectify.py"])
+def test_every_entry_point_reports_user_errors_one_way(script):
+    text = (SRC.parents[1] / script).read_text()
+    assert "except UserError as e:" in text and "exit_with(e)" in text
