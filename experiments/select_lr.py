@@ -1,8 +1,8 @@
 """Choose each method's learning rate on the toy validation split, never on the test set.
 
-    python train.py -m method=dpo,bce,bco pref_lr=3e-5,1e-4,3e-4,1e-3 eval.suites.n_val=500 \
+    python train.py -m method=dpo,bce,bco pref_lr=3e-5,1e-4,3e-4,1e-3 "eval=[toy,toy_val]" \
         experiment_name=toy_lr hydra.sweep.dir=multirun/toy_lr_pref
-    python train.py -m method=sft,rft,sft_plus sft_lr=1.5e-4,5e-4,1.5e-3,5e-3 eval.suites.n_val=500 \
+    python train.py -m method=sft,rft,sft_plus sft_lr=1.5e-4,5e-4,1.5e-3,5e-3 "eval=[toy,toy_val]" \
         experiment_name=toy_lr hydra.sweep.dir=multirun/toy_lr_sft
     python experiments/select_lr.py multirun/toy_lr_pref multirun/toy_lr_sft
 
@@ -32,7 +32,7 @@ def read_runs(sweeps: list[Path]) -> list[dict]:
             m = json.loads(path.read_text())
             val = m["trained"]["groups"].get("val")
             if val is None:
-                sys.exit(f"error: {path} has no validation score: run the sweep with eval.suites.n_val=500")
+                sys.exit(f"error: {path} has no validation score: run the sweep with 'eval=[toy,toy_val]'")
             runs.append({"dir": path.parent, "method": m["run"]["method"], "lr": m["run"]["lr"], "val": val,
                          "base_val": m["base"]["groups"]["val"], "test": m["trained"]["groups"]["in_domain"],
                          "prior": m["trained"]["groups"]["prior"], "forgetting": m["delta"]["forgetting"]})

@@ -56,7 +56,7 @@ def test_a_run_without_validation_scores_names_its_file_and_the_fix(tmp_path):
     write_run(tmp_path / "s", 0, "dpo", 1e-4, None, 0.3)
     out = select(tmp_path / "s")
     assert out.returncode != 0
-    assert str(tmp_path / "s" / "0_dpo" / "metrics.json") in out.stderr and "eval.suites.n_val=500" in out.stderr
+    assert str(tmp_path / "s" / "0_dpo" / "metrics.json") in out.stderr and "eval=[toy,toy_val]" in out.stderr
 
 
 def test_sign_probabilities_read_the_operator_positions_of_the_gold_solution():

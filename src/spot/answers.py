@@ -20,6 +20,13 @@ class Verdict:
     note: str = ""  # why the check could not be made ("timeout", "no answer", ...)
 
 
+def exact_match(predicted: str | None, answer: str) -> Verdict:
+    """The verdict of an exact comparison of an extracted answer; None means no answer was found."""
+    if predicted is None:
+        return Verdict(False, None, "no answer")
+    return Verdict(predicted == str(answer), predicted)
+
+
 # ----------------------------------------------------------------------------- math (math-verify)
 
 _HASHES = re.compile(r"####\s*([^\n]+)")

@@ -173,16 +173,13 @@ class Objective:
         return self.fn.__name__
 
     @property
-    def needs_reference(self) -> bool:
-        return self.fn.needs_reference
+    def needs(self) -> tuple[bool, bool, bool]:
+        """(reference, pairs, shift), as the function declares them."""
+        return self.fn.needs_reference, self.fn.needs_pairs, self.fn.needs_shift
 
-    @property
-    def needs_pairs(self) -> bool:
-        return self.fn.needs_pairs
-
-    @property
-    def needs_shift(self) -> bool:
-        return self.fn.needs_shift
+    needs_reference = property(lambda self: self.needs[0])
+    needs_pairs = property(lambda self: self.needs[1])
+    needs_shift = property(lambda self: self.needs[2])
 
     def __call__(self, lp: SequenceLogps, shift: torch.Tensor | None = None) -> LossOutput:
         if self.beta is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from spot.answers import MAX_ANSWER_CHARS, Verdict, last_boxed
+from spot.answers import MAX_ANSWER_CHARS, Verdict, exact_match, last_boxed
 
 LETTERS = "ABCDEFGHIJ"
 _LETTER = re.compile(r"^\(?([A-J])\)?(?:$|[\s.:)])")
@@ -33,10 +33,7 @@ class ChoiceScorer:
     name = "choice"
 
     def __call__(self, completion: str, answer: str) -> Verdict:
-        predicted = extract_choice(completion)
-        if predicted is None:
-            return Verdict(False, None, "no answer")
-        return Verdict(predicted == answer, predicted)
+        return exact_match(extract_choice(completion), answer)
 
 
 def punkt_available() -> bool:

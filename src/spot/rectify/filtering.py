@@ -10,7 +10,7 @@ Every item that does not end as a pair or an RFT row is accounted for with one d
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from spot.answers import Verdict
@@ -41,16 +41,24 @@ def _reply_problem(reply: OracleReply | None, verifier: Verifier, answer: str) -
     return None if verdict.correct else "oracle_wrong"
 
 
+def _verified(items: list[Item], key: Callable[[Item], str], stage: str, replies: dict[str, OracleReply],
+              verifier: Verifier, out: Filtered) -> Iterator[tuple[Item, OracleReply]]:
+    """(item, reply) for every item whose Oracle reply (`<stage>:<key>`) verifies; each other item is
+    recorded in `out.drops` with the reason."""
+    for it in items:
+        reply = replies.get(f"{stage}:{key(it)}")
+        reason = _reply_problem(reply, verifier, it.answer)
+        if reason is None:
+            yield it, reply
+        else:
+            out.drops.append({"id": key(it), "stage": stage, "reason": reason})
+
+
 def filter_pairs(wrong: list[Item], completions: dict[str, str], replies: dict[str, OracleReply],
                  verifier: Verifier, tokenize: Tokenize, gamma: float, oracle_name: str) -> Filtered:
     """Pairs (prompt, chosen = y+, rejected = y-) in the items' order, with R_LCS over policy tokens."""
     out = Filtered()
-    for it in wrong:
-        reply = replies.get(f"rectify:{it.id}")
-        reason = _reply_problem(reply, verifier, it.answer)
-        if reason is not None:
-            out.drops.append({"id": it.id, "stage": "rectify", "reason": reason})
-            continue
+    for it, reply in _verified(wrong, lambda it: it.id, "rectify", replies, verifier, out):
         chosen, rejected = reply.text, completions[it.id]
         ratio = round(edit_ratio(tokenize(rejected), tokenize(chosen)), 6)
         out.ratios.append(ratio)
@@ -65,11 +73,6 @@ def filter_pairs(wrong: list[Item], completions: dict[str, str], replies: dict[s
 def filter_direct(problems: list[Item], replies: dict[str, OracleReply], verifier: Verifier) -> Filtered:
     """The Oracle's from-scratch solutions (SFT data), kept when their answer verifies correct."""
     out = Filtered()
-    for it in problems:
-        reply = replies.get(f"direct:{it.group}")
-        reason = _reply_problem(reply, verifier, it.answer)
-        if reason is not None:
-            out.drops.append({"id": it.group, "stage": "direct", "reason": reason})
-            continue
+    for it, reply in _verified(problems, lambda it: it.group, "direct", replies, verifier, out):
         out.rows.append({"prompt": it.prompt, "completion": reply.text, "id": it.group, "answer": it.answer})
     return out

@@ -38,9 +38,7 @@ class RectifyError(UserError):
 
 
 @dataclass(frozen=True)
-class Price:
-    """USD per million tokens, for the report's cost line."""
-
+class Price:  # USD per million tokens, for the report's cost line
     input: float = 0.0
     output: float = 0.0
     cache_read: float = 0.0

@@ -9,7 +9,7 @@ which other suites are selected or how large they are.
 
 from __future__ import annotations
 
-from spot.answers import Verdict
+from spot.answers import Verdict, exact_match
 from spot.evaluate.suites import Suite
 from spot.toy.tasks import (
     FACTS,
@@ -33,10 +33,7 @@ class ToyVerifier:
     name = "toy"
 
     def __call__(self, completion: str, answer: str) -> Verdict:
-        predicted = extract_answer(completion)
-        if predicted is None:
-            return Verdict(False, None, "no answer")
-        return Verdict(predicted == str(answer), predicted)
+        return exact_match(extract_answer(completion), answer)
 
 
 def toy_test_problems(n: int, seed: int = 0, ood: bool = False, split: str | None = None) -> list[Problem]:
