@@ -42,7 +42,7 @@ def run(cfg: DictConfig) -> dict:
     from spot.cli import build_suites, sampling_of
 
     suites = build_suites(cfg.eval)  # first: a missing benchmark file is reported before torch loads a model
-    sampling = sampling_of(cfg.eval.sampling)
+    sampling = sampling_of(cfg.eval.sampling, "eval.sampling")
 
     from spot.evaluate.checkpoints import resolve_source
     from spot.evaluate.evaluation import EvalPlan, evaluate_model, log_to_wandb

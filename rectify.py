@@ -43,7 +43,7 @@ def rectify(cfg: DictConfig) -> dict:
                             direct=cfg.direct, with_reference=cfg.with_reference,
                             max_in_flight=cfg.oracle.max_in_flight, price=Price(**cfg.oracle.price),
                             progress=cfg.progress, journal_dir=cfg.journal_dir)
-    sampling = sampling_of(cfg.sampling)
+    sampling = sampling_of(cfg.sampling, "sampling")
     oracle = build(cfg.oracle.backend, "oracle.backend")  # early: a missing key must stop the run before sampling
     items = build(cfg.problems.source, "problems.source")
     verifier = build(cfg.problems.verifier, "problems.verifier")

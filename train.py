@@ -36,7 +36,7 @@ def run(cfg: DictConfig) -> dict:
     objective = build(cfg.loss, "loss")
     optim = OptimConfig(**{**cfg.optim, "betas": tuple(cfg.optim.betas)})
     shift = RewardShift(**cfg.reward_shift) if objective.needs_shift else None
-    sampling = sampling_of(cfg.eval.sampling)
+    sampling = sampling_of(cfg.eval.sampling, "eval.sampling")
     suites = build_suites(cfg.eval)
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)

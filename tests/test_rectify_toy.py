@@ -127,6 +127,15 @@ def test_a_bad_problem_file_is_one_line_naming_file_line_field(tmp_path):
     assert done.stderr.strip().splitlines()[-1] == f"error: {bad}:2: missing field 'answer'"
 
 
+@pytest.mark.parametrize("override, message", [("gamma=1.5", "error: gamma: must be in [0, 1]"),
+                                               ("sampling.top_p=0", "error: sampling.top_p: must be in (0, 1]")])
+def test_settings_out_of_range_are_one_line_naming_the_key(tmp_path, override, message):
+    done = run_rectify(f"out_dir={tmp_path / 'out'}", override)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(message)
+    assert not (tmp_path / "out" / "journal").exists()  # refused before anything was sampled or journaled
+
+
 def test_written_jsonl_is_whole(tmp_path):
     write_jsonl(tmp_path / "x.jsonl", [{"a": 1}, {"a": 2}])
     assert read_jsonl(tmp_path / "x.jsonl") == [{"a": 1}, {"a": 2}]

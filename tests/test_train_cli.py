@@ -95,3 +95,14 @@ def test_paired_standard_error_by_hand():
     # d = [1, 0, 0, -1]: mean 0, sample variance 2/3, se = sqrt(2/3 / 4)
     out = paired_deltas({"s": [0, 1, 0, 1]}, {"s": [1, 1, 0, 0]})["s"]
     assert out["delta"] == 0 and out["se"] == pytest.approx((2 / 3 / 4) ** 0.5) and out["n"] == 4
+
+
+@pytest.mark.parametrize("override, message", [
+    ("loss.beta=abc", "error: loss.beta: must be an int or float, got 'abc'"),
+    ("eval.sampling.temperature=-1", "error: eval.sampling.temperature: must be 0 (greedy) or more, got -1"),
+    ("optim.lr=0", "error: optim.lr: must be positive, got 0"),
+])
+def test_bad_values_are_one_line_naming_the_key(tmp_path, override, message):
+    proc = train(tmp_path, override, "logger=csv", check=False)  # the shipped toy base: never loaded
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(message)

@@ -46,11 +46,14 @@ def build_suites(eval_cfg: DictConfig) -> list[Suite]:
                   max_new_tokens=eval_cfg.get("max_new_tokens"))
 
 
-def sampling_of(node: DictConfig, **extra) -> Sampling:
-    """A Sampling from a config node; an unknown key is named (a typo would otherwise be a TypeError)."""
-    values = {**OmegaConf.to_container(node, resolve=True), **extra}
+def sampling_of(node: DictConfig, key: str) -> Sampling:
+    """A Sampling from the config node at `key`; an unknown or out-of-range setting is named by its key."""
+    values = OmegaConf.to_container(node, resolve=True)
     unknown = sorted(set(values) - set(Sampling.__dataclass_fields__))
     if unknown:
-        raise ConfigError(f"{node._get_full_key(unknown[0])}: not a sampling setting (known: "
+        raise ConfigError(f"{key}.{unknown[0]}: not a sampling setting (known: "
                           f"{', '.join(Sampling.__dataclass_fields__)})")
-    return Sampling(**values)
+    try:
+        return Sampling(**values)
+    except ConfigError as e:  # Sampling names its fields "sampling.<field>"
+        raise ConfigError(f"{key}{str(e).removeprefix('sampling')}") from None
