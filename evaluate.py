@@ -39,10 +39,11 @@ def model_shorthand(argv: list[str]) -> list[str]:
 def run(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
 
-    from spot.cli import build_suites, sampling_of
+    from spot.cli import build_suites, engine_of, sampling_of
 
     suites = build_suites(cfg.eval)  # first: a missing benchmark file is reported before torch loads a model
     sampling = sampling_of(cfg.eval.sampling, "eval.sampling")
+    engine = engine_of(cfg.generation)
 
     from spot.evaluate.checkpoints import resolve_source
     from spot.evaluate.evaluation import EvalPlan, evaluate_model, log_to_wandb
@@ -56,7 +57,7 @@ def run(cfg: DictConfig) -> dict:
                     sampling=sampling, kl=KLSettings(**cfg.kl) if cfg.kl else None, progress=cfg.eval.progress,
                     **fmt)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    metrics = evaluate_model(plan, suites, out_dir)
+    metrics = evaluate_model(plan, suites, out_dir, engine)
     log_to_wandb(metrics, out_dir, config=OmegaConf.to_container(cfg, resolve=True),
                  **OmegaConf.to_container(cfg.wandb, resolve=True))
     print_summary(metrics, out_dir)

@@ -26,7 +26,7 @@ def settings_of(cfg: DictConfig, oracle) -> dict[str, dict]:
         backend.pop(speed_only, None)
     sampling = OmegaConf.to_container(cfg.sampling, resolve=True)
     samples = {"model": cfg.model.path, "sampling": sampling, "problem_template": cfg.model.problem_template,
-               "enable_thinking": cfg.model.enable_thinking}
+               "enable_thinking": cfg.model.enable_thinking, "generation": cfg.generation.engine}
     return {"samples": samples,
             "oracle": {"backend": backend, "with_reference": cfg.with_reference,
                        "prompts": getattr(oracle, "prompt_digest", None)}}
@@ -34,7 +34,7 @@ def settings_of(cfg: DictConfig, oracle) -> dict[str, dict]:
 
 def rectify(cfg: DictConfig) -> dict:
     from spot.chat import ChatFormat
-    from spot.cli import build, sampling_of
+    from spot.cli import build, engine_of, sampling_of
     from spot.models import load_tokenizer
     from spot.rectify.pipeline import Price, RectifyConfig, run
     from spot.rectify.sampling import PolicySampler
@@ -44,14 +44,18 @@ def rectify(cfg: DictConfig) -> dict:
                             max_in_flight=cfg.oracle.max_in_flight, price=Price(**cfg.oracle.price),
                             progress=cfg.progress, journal_dir=cfg.journal_dir)
     sampling = sampling_of(cfg.sampling, "sampling")
+    engine = engine_of(cfg.generation)
     oracle = build(cfg.oracle.backend, "oracle.backend")  # early: a missing key must stop the run before sampling
     items = build(cfg.problems.source, "problems.source")
     verifier = build(cfg.problems.verifier, "problems.verifier")
     tokenizer = load_tokenizer(cfg.model.path)
     chat = ChatFormat(tokenizer, cfg.model.enable_thinking, cfg.model.problem_template)
-    sampler = PolicySampler(cfg.model.path, cfg.model.dtype, chat, sampling)
+    sampler = PolicySampler(cfg.model.path, cfg.model.dtype, chat, sampling, engine)
     tokenize = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
-    return run(items, sampler, tokenize, verifier, oracle, run_cfg, settings_of(cfg, oracle))
+    try:
+        return run(items, sampler, tokenize, verifier, oracle, run_cfg, settings_of(cfg, oracle))
+    finally:
+        sampler.close()
 
 
 @hydra.main(version_base=None, config_path="conf", config_name="rectify")

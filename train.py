@@ -24,7 +24,7 @@ def run(cfg: DictConfig) -> dict:
     from hydra.utils import instantiate
 
     from spot.chat import ChatFormat
-    from spot.cli import build, build_suites, sampling_of
+    from spot.cli import build, build_suites, engine_of, sampling_of
     from spot.data import PairDataModule
     from spot.losses import RewardShift
     from spot.models import load_model, load_tokenizer
@@ -38,6 +38,7 @@ def run(cfg: DictConfig) -> dict:
     shift = RewardShift(**cfg.reward_shift) if objective.needs_shift else None
     sampling = sampling_of(cfg.eval.sampling, "eval.sampling")
     suites = build_suites(cfg.eval)
+    engine = engine_of(cfg.generation)
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     L.seed_everything(cfg.seed, workers=True)
@@ -59,7 +60,8 @@ def run(cfg: DictConfig) -> dict:
     key = base_cache_key(cfg.model.path, suites, sampling, chat, cfg.seed) if cfg.eval.cache_base else None
     scoring = RunScoring(chat, suites, sampling, seed=cfg.seed, progress=cfg.eval.progress,
                          base_cache=Path(".cache/spot/base_eval") / f"{key}.json" if key else None,
-                         save_dir=out_dir / "policy" if cfg.save_policy else None)
+                         save_dir=out_dir / "policy" if cfg.save_policy else None, engine=engine,
+                         base_model=cfg.model.path)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in cfg.trainer.get("callbacks") or []]
     callbacks += [instantiate(c) for c in cfg.eval.get("callbacks") or []]  # e.g. eval=toy_curves

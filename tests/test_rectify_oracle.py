@@ -8,11 +8,11 @@ import time
 import pytest
 
 from spot.rectify.oracles.anthropic import AnthropicOracle
-from spot.rectify.oracles.base import OracleUnavailable
+from spot.rectify.oracles.base import Unavailable
 from spot.rectify.oracles.fake_server import FakeServer, FakeSettings
 from spot.rectify.oracles.openai_compatible import OpenAICompatOracle
 from spot.rectify.oracles.prompts import END, START, Prompts, strip_markers
-from spot.rectify.oracles.retry import OracleFatal, parse_retry_after
+from spot.retry import RemoteFatal, parse_retry_after
 
 KEY = "sk-ant-test-oracle-0123456789"
 STUDENT = "Tom has 3 apples and buys 4, so 3 + 4 = 8.\nA: 8"
@@ -115,17 +115,17 @@ def test_gives_up_after_max_attempts(server, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     server.draw_fault = lambda: "500"
     oracle = anthropic_oracle(server, max_attempts=3)
-    with pytest.raises(OracleUnavailable):
+    with pytest.raises(Unavailable):
         asyncio.run(oracle.rectify(PROBLEM, STUDENT))
     assert oracle.stats["attempts"] == 3 and oracle.stats["given_up"] == 1
 
 
 def test_bad_key_stops_the_run_and_missing_key_is_named(server, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-wrong")
-    with pytest.raises(OracleFatal, match="401"):
+    with pytest.raises(RemoteFatal, match="401"):
         asyncio.run(anthropic_oracle(server).rectify(PROBLEM, STUDENT))
     monkeypatch.delenv("ANTHROPIC_API_KEY")
-    with pytest.raises(OracleFatal, match="ANTHROPIC_API_KEY"):
+    with pytest.raises(RemoteFatal, match="ANTHROPIC_API_KEY"):
         anthropic_oracle(server)
 
 

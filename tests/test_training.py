@@ -32,10 +32,10 @@ def test_trained_policy_is_gathered_before_it_is_scored_and_saved(tmp_path, micr
         module.policy = whole
         events.append("gather")
 
-    def spy(model, *args, **kwargs):
+    def spy(engine, *args, **kwargs):  # the hf engine scores the model it holds
         events.append("score")
-        scored.append({k: v.clone() for k, v in model.state_dict().items()})
-        return real_score(model, *args, **kwargs)
+        scored.append({k: v.clone() for k, v in engine.model.state_dict().items()})
+        return real_score(engine, *args, **kwargs)
 
     real_score = training.score_model
     monkeypatch.setattr(training, "consolidate_policy", gather)

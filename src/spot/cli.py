@@ -46,6 +46,14 @@ def build_suites(eval_cfg: DictConfig) -> list[Suite]:
                   max_new_tokens=eval_cfg.get("max_new_tokens"))
 
 
+def engine_of(node: DictConfig):
+    """The EngineSpec that generation= selects, checked now: a missing engine names its pip command before any
+    model or data is loaded."""
+    spec = build(node, "generation")
+    spec.check()
+    return spec
+
+
 def sampling_of(node: DictConfig, key: str) -> Sampling:
     """A Sampling from the config node at `key`; an unknown or out-of-range setting is named by its key."""
     values = OmegaConf.to_container(node, resolve=True)

@@ -1,12 +1,8 @@
-"""Batched sampling from a causal LM with left padding: used by the data step and by evaluation."""
+"""Decoding settings, and `generate`: problems in, completions out, through the chosen engine (spot.engines)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
-from tqdm.auto import tqdm
-from transformers import PreTrainedModel
 
 from spot.chat import ChatFormat
 from spot.errors import check, check_type
@@ -39,9 +35,8 @@ class Sampling:
         return self.temperature <= 0
 
 
-@torch.no_grad()
 def generate(
-    model: PreTrainedModel,
+    engine,
     chat: ChatFormat,
     problems: list[str],
     sampling: Sampling = Sampling(),
@@ -51,42 +46,11 @@ def generate(
     template: str | None = None,
 ) -> list[str]:
     """One completion per problem, in the problems' order, special tokens stripped. Each problem is formatted
-    by `chat` (with `template` in place of the model's problem template when given).
+    by `chat` (with `template` in place of the model's problem template when given) and completed by `engine`
+    (spot.engines); a loaded model stands for transformers' generate on it (the hf engine)."""
+    if not hasattr(engine, "complete"):
+        from spot.engines.hf import HFEngine
 
-    Prompts are sorted by length before batching so that a batch wastes little on padding.
-    """
-    tokenizer = chat.tokenizer
-    encoded = [chat.prompt_ids(p, template) for p in problems]
-    order = sorted(range(len(problems)), key=lambda i: len(encoded[i]))
-    out: list[str] = [""] * len(problems)
-    was_training = model.training
-    model.eval()
-    torch.manual_seed(seed)
-    device = next(model.parameters()).device
-    greedy = sampling.greedy
-    bar = tqdm(total=len(problems), desc=desc, disable=not progress, unit="prompt")
-    for start in range(0, len(order), sampling.batch_size):
-        idx = order[start : start + sampling.batch_size]
-        width = max(len(encoded[i]) for i in idx)
-        ids = torch.full((len(idx), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):  # left padding: the prompts end where generation starts
-            ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
-            mask[row, width - len(encoded[i]) :] = 1
-        new = model.generate(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            max_new_tokens=sampling.max_new_tokens,
-            do_sample=not greedy,
-            temperature=None if greedy else sampling.temperature,
-            top_p=None if greedy else sampling.top_p,
-            top_k=None if greedy else (sampling.top_k or None),
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )[:, width:]
-        for row, i in enumerate(idx):
-            out[i] = tokenizer.decode(new[row], skip_special_tokens=True)
-        bar.update(len(idx))
-    bar.close()
-    model.train(was_training)
-    return out
+        engine = HFEngine(engine, chat.tokenizer)
+    prompts = [chat.prompt_ids(p, template) for p in problems]
+    return engine.complete(prompts, sampling, seed=seed, progress=progress, desc=desc)

@@ -28,10 +28,13 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 
 from spot.chat import ChatFormat
+from spot.engines import EngineSpec
+from spot.errors import ConfigError
 from spot.evaluate.metrics import assemble, summary_metrics, write_metrics, write_samples
-from spot.evaluate.scoring import score_model
+from spot.evaluate.scoring import Scores, score_model
 from spot.evaluate.suites import Suite
 from spot.evaluate.table import format_table
 from spot.generation import Sampling
@@ -40,6 +43,7 @@ from spot.rows import write_atomic
 from spot.speed.deepspeed import consolidate_policy
 
 log = logging.getLogger(__name__)
+HF = EngineSpec("spot.engines.hf.HFEngine")
 
 
 def base_cache_key(model_dir: str, suites: list[Suite], sampling: Sampling, chat: ChatFormat,
@@ -61,13 +65,27 @@ def base_cache_key(model_dir: str, suites: list[Suite], sampling: Sampling, chat
 class RunScoring(L.Callback):
     """Scores the base policy before training and the trained one after it (see the module docstring), and
     saves the trained policy. Results are in `self.base` and `self.trained` (`Scores.as_dict()`), the
-    trained samples in `self.records`; all stay None on ranks other than 0, and when no suite is selected."""
+    trained samples in `self.records`; all stay None on ranks other than 0, and when no suite is selected.
+
+    With an engine that loads from disk (generation=vllm or server) the base is scored from `base_model` (its
+    path) and the trained policy from `save_dir` once it is saved there, after the policy has left the GPU."""
 
     def __init__(self, chat: ChatFormat, suites: list[Suite], sampling: Sampling, seed: int = 0,
-                 base_cache: Path | None = None, save_dir: Path | None = None, progress: bool = True):
+                 base_cache: Path | None = None, save_dir: Path | None = None, progress: bool = True,
+                 engine: EngineSpec = HF, base_model: str | None = None):
+        if engine.loads_from_disk and suites and (save_dir is None or base_model is None):
+            raise ConfigError(f"generation={engine.name} scores models from disk: it needs save_policy=true")
         self.chat, self.suites, self.sampling, self.seed = chat, suites, sampling, seed
         self.base_cache, self.save_dir, self.progress = base_cache, save_dir, progress
+        self.engine, self.base_model = engine, base_model
         self.base = self.trained = self.records = None
+
+    def _score(self, model) -> Scores:
+        engine = self.engine.open(model, self.chat.tokenizer)
+        try:
+            return score_model(engine, self.chat, self.suites, self.sampling, seed=self.seed, progress=self.progress)
+        finally:
+            engine.close()
 
     def setup(self, trainer: L.Trainer, pl_module: SPoTModule, stage: str) -> None:
         if stage != "fit" or not self.suites or not trainer.is_global_zero:
@@ -78,8 +96,10 @@ class RunScoring(L.Callback):
             # "seconds" is what this run spent; the run that filled the cache spent "computed_seconds"
             self.base = {**saved, "seconds": 0.0, "computed_seconds": saved["seconds"], "cached": True}
             return
-        policy = pl_module.policy.to(trainer.strategy.root_device)
-        scores = score_model(policy, self.chat, self.suites, self.sampling, seed=self.seed, progress=self.progress)
+        if self.engine.loads_from_disk:
+            scores = self._score(self.base_model)
+        else:
+            scores = self._score(pl_module.policy.to(trainer.strategy.root_device))
         self.base = {**scores.as_dict(), "cached": False}
         if self.base_cache is not None:
             write_atomic(self.base_cache, json.dumps(scores.as_dict(), indent=2) + "\n")
@@ -88,13 +108,19 @@ class RunScoring(L.Callback):
         consolidate_policy(trainer, pl_module)  # a collective under ZeRO-3: every rank calls it
         if not trainer.is_global_zero:
             return
-        if self.suites:
-            scores = score_model(pl_module.policy, self.chat, self.suites, self.sampling, seed=self.seed,
-                                 progress=self.progress)
-            self.trained, self.records = scores.as_dict(), scores.records
         if self.save_dir is not None:
             pl_module.policy.save_pretrained(self.save_dir)
             self.chat.tokenizer.save_pretrained(self.save_dir)
+        if not self.suites:
+            return
+        if self.engine.loads_from_disk:  # the engine needs the memory the training process holds: free it first
+            pl_module.cpu()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            scores = self._score(str(self.save_dir))
+        else:
+            scores = self._score(pl_module.policy)
+        self.trained, self.records = scores.as_dict(), scores.records
 
 
 class StepLog(L.Callback):
@@ -145,7 +171,8 @@ def train_and_evaluate(module: SPoTModule, datamodule: L.LightningDataModule, tr
     seconds = {"base_eval": base_s, "fit": round(fit_seconds - base_s - eval_s, 1), "eval": eval_s}
     train_metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if not k.endswith("_bar")}
     metrics = assemble(run_info, scoring.suites, scoring.sampling, scoring.seed, trained, base,
-                       train=train_metrics, steps=trainer.global_step, seconds=seconds)
+                       generation=scoring.engine.name, train=train_metrics, steps=trainer.global_step,
+                       seconds=seconds)
     write_metrics(out_dir, metrics)
     flat = summary_metrics(metrics)
     for logger in trainer.loggers:  # suite scores under names shared by every method, so dashboards line up

@@ -137,6 +137,13 @@ def apply_checkpoint(model: torch.nn.Module, ckpt: str, skeleton: str) -> None:
     model.load_state_dict(state)
 
 
+def load_tokenizer_for(source: ModelSource):
+    try:
+        return load_tokenizer(source.weights)
+    except ModelLoadError as e:
+        raise CheckpointError(str(e)) from None
+
+
 def load_for_eval(source: ModelSource, dtype: str = "auto"):
     """(model, tokenizer) in eval mode on the CPU. `dtype` auto: see `auto_dtype`."""
     dtype = auto_dtype(source) if dtype == "auto" else dtype

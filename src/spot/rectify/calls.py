@@ -2,7 +2,7 @@
 
 A reply that came back (useful or not: no markers, empty, a wrong answer) was paid for, so it is journaled
 and never asked again; the filter decides what to do with it. A call that failed for good (the backend raised
-`OracleUnavailable` after its retries) is not journaled, so a rerun asks again.
+`Unavailable` after its retries) is not journaled, so a rerun asks again.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from tqdm.auto import tqdm
 
 from spot.rectify.journal import Journal
-from spot.rectify.oracles.base import Oracle, OracleReply, OracleUnavailable
+from spot.rectify.oracles.base import Oracle, OracleReply
+from spot.retry import Unavailable
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ async def oracle_stage(requests: list[Request], oracle: Oracle, journal: Journal
             counts["calls"] += 1
             try:
                 reply = await _ask(oracle, req)
-            except OracleUnavailable:
+            except Unavailable:
                 counts["unavailable"] += 1
             else:
                 journal.append({"key": req.key, **asdict(reply)})

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from tqdm.auto import tqdm
 
 from spot.chat import ChatFormat
+from spot.engines import EngineSpec
 from spot.generation import Sampling, generate
 from spot.rectify.journal import Journal, JournalError
 from spot.rectify.problems import Item
@@ -20,24 +21,32 @@ Sampler = Callable[[list[str], int], list[str]]  # (prompts, seed) -> one comple
 
 
 class PolicySampler:
-    """transformers generation from `spot.generation`, prompts formatted by the run's ChatFormat (the one
-    training and evaluation use); the model is loaded on the first call only, so a rerun whose samples are
-    all journaled never loads it."""
+    """The policy's samples through the chosen engine (generation=hf|vllm|server), prompts formatted by the
+    run's ChatFormat (the one training and evaluation use). The engine is opened on the first call only, so a
+    rerun whose samples are all journaled never loads the model."""
 
-    def __init__(self, path: str, dtype: str, chat: ChatFormat, sampling: Sampling):
-        self.path, self.dtype, self.chat, self.sampling = path, dtype, chat, sampling
-        self._model = None
+    def __init__(self, path: str, dtype: str, chat: ChatFormat, sampling: Sampling, engine: EngineSpec):
+        self.path, self.dtype, self.chat, self.sampling, self.spec = path, dtype, chat, sampling, engine
+        self._engine = None
 
     def __call__(self, prompts: list[str], seed: int) -> list[str]:
-        if self._model is None:
-            import torch
+        if self._engine is None:
+            if self.spec.loads_from_disk:
+                self._engine = self.spec.open(self.path, self.chat.tokenizer)
+            else:
+                import torch
 
-            from spot.models import load_model
+                from spot.models import load_model
 
-            self._model = load_model(self.path, self.dtype)
-            if torch.cuda.is_available():
-                self._model = self._model.cuda()
-        return generate(self._model, self.chat, prompts, self.sampling, seed=seed, progress=False)
+                model = load_model(self.path, self.dtype)
+                self._engine = self.spec.open(model.cuda() if torch.cuda.is_available() else model,
+                                              self.chat.tokenizer)
+        return generate(self._engine, self.chat, prompts, self.sampling, seed=seed, progress=False)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
 
 
 def chunk_seed(seed: int, chunk: int) -> int:

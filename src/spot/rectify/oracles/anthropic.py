@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover
 
 from spot.rectify.oracles.prompts import Prompt
 from spot.rectify.oracles.remote import Completion, RemoteOracle
-from spot.rectify.oracles.retry import OracleFatal, Transient, parse_retry_after
+from spot.retry import RemoteFatal, Transient, parse_retry_after
 
 _FATAL = {401: "the API key was refused", 402: "billing", 403: "permission denied",
           404: "unknown model or URL"}
@@ -36,7 +36,7 @@ class AnthropicOracle(RemoteOracle):
                  **common):
         super().__init__(**common)
         if not os.environ.get(api_key_env):
-            raise OracleFatal(f"oracle=anthropic needs an API key in the environment variable {api_key_env}")
+            raise RemoteFatal(f"oracle=anthropic needs an API key in the environment variable {api_key_env}")
         self.model, self.max_tokens = model, max_tokens
         self.base_url, self.api_key_env, self.timeout_s = base_url, api_key_env, timeout_s
         self.cache_prompt = cache_prompt
@@ -101,5 +101,5 @@ def _status_error(e: anthropic.APIStatusError) -> Completion:
     if status in (408, 409) or status >= 500:
         raise Transient(str(status), parse_retry_after(e.response.headers)) from None
     if status in _FATAL:
-        raise OracleFatal(f"Anthropic API answered {status} ({_FATAL[status]}): {e.message}") from None
+        raise RemoteFatal(f"Anthropic API answered {status} ({_FATAL[status]}): {e.message}") from None
     return Completion(text="", error=f"http_{status}")

@@ -21,7 +21,7 @@ from spot.rectify.journal import Journal
 from spot.rectify.oracles.anthropic import _STOPS, AnthropicOracle
 from spot.rectify.oracles.prompts import Prompt
 from spot.rectify.oracles.remote import Completion
-from spot.rectify.oracles.retry import Transient
+from spot.retry import Transient
 
 
 class AnthropicBatchOracle(AnthropicOracle):

@@ -32,7 +32,3 @@ class Oracle(Protocol):
     async def rectify(self, problem: str, answer: str, reference: str | None = None) -> OracleReply: ...
 
     async def solve(self, problem: str, reference: str | None = None) -> OracleReply: ...
-
-
-class OracleUnavailable(RuntimeError):
-    """No reply after every retry (network, 5xx, 429, timeouts): nothing was paid, a rerun asks again."""

@@ -14,7 +14,7 @@ import httpx
 
 from spot.rectify.oracles.prompts import Prompt
 from spot.rectify.oracles.remote import Completion, RemoteOracle
-from spot.rectify.oracles.retry import OracleFatal, Transient, parse_retry_after
+from spot.retry import RemoteFatal, Transient, parse_retry_after
 
 _STOPS = {"stop": "end", "length": "max_tokens", "content_filter": "refusal"}
 
@@ -65,7 +65,7 @@ class OpenAICompatOracle(RemoteOracle):
         if r.status_code == 429 or r.status_code in (408, 409) or r.status_code >= 500:
             raise Transient(str(r.status_code), parse_retry_after(r.headers))
         if r.status_code in (401, 403, 404):
-            raise OracleFatal(f"{self.base_url}/chat/completions answered {r.status_code}: {r.text[:200]}")
+            raise RemoteFatal(f"{self.base_url}/chat/completions answered {r.status_code}: {r.text[:200]}")
         if r.status_code != 200:
             return Completion(text="", error=f"http_{r.status_code}")
         try:

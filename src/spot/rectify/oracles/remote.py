@@ -1,7 +1,7 @@
 """What the API-backed Oracles share: the SPoT prompt, bounded concurrency, retries, reply parsing.
 
 A backend implements `_send(prompt) -> Completion`, raising `Transient` for what is worth retrying and
-`OracleFatal` for what is not. A reply that arrived is returned as an `OracleReply` even when it is useless
+`RemoteFatal` for what is not. A reply that arrived is returned as an `OracleReply` even when it is useless
 (no markers, cut short): it was paid for, so the pipeline journals it and the filter records why it dropped.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from spot.rectify.oracles.base import OracleReply
 from spot.rectify.oracles.prompts import Prompt, Prompts, strip_markers
-from spot.rectify.oracles.retry import RetryPolicy
+from spot.retry import RetryPolicy
 
 # the HTTP clients log every request at INFO: thousands of lines that bury the progress bar and the report
 for _name in ("httpx", "httpx2", "httpcore", "httpcore2"):

@@ -1,4 +1,5 @@
-"""Retrying remote Oracle calls: backoff on errors and timeouts, and a shared pause that honours 429s.
+"""Retrying remote calls (Oracle APIs, generation servers): backoff on errors and timeouts, and a shared pause
+that honours 429s.
 
 The SDKs' own retry loops are switched off (max_retries=0) so that every attempt is counted here and one
 rate-limit answer pauses every call in flight, not just the one that received it: retry-after is a statement
@@ -17,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from spot.errors import UserError
-from spot.rectify.oracles.base import OracleUnavailable
 
 T = TypeVar("T")
 
@@ -30,8 +30,12 @@ class Transient(Exception):
         self.kind, self.retry_after = kind, retry_after
 
 
-class OracleFatal(UserError):
-    """A failure no retry can fix (bad key, unknown model): the run stops with this message."""
+class RemoteFatal(UserError):
+    """A failure no retry can fix (bad key, unknown model, nothing listening): the run stops with this message."""
+
+
+class Unavailable(RuntimeError):
+    """No reply after every retry (network, 5xx, 429, timeouts): nothing was paid, a rerun asks again."""
 
 
 def parse_retry_after(headers) -> float | None:
@@ -67,7 +71,7 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)))
 
     async def run(self, attempt_fn: Callable[[], Awaitable[T]], slots: asyncio.Semaphore) -> T:
-        """Calls `attempt_fn` until it returns, raising OracleUnavailable after `max_attempts` transients.
+        """Calls `attempt_fn` until it returns, raising Unavailable after `max_attempts` transients.
 
         A slot of `slots` is held only while a request is on the wire, so calls sleeping in backoff do not
         keep others from using the connection budget.
@@ -89,4 +93,4 @@ class RetryPolicy:
                 if attempt < self.max_attempts:
                     await asyncio.sleep(delay)
         self.stats["given_up"] += 1
-        raise OracleUnavailable(f"no reply after {self.max_attempts} attempts")
+        raise Unavailable(f"no reply after {self.max_attempts} attempts")

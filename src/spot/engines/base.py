@@ -1,0 +1,74 @@
+"""The engine interface, the spec a config builds, and the progress bar every engine shows."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tqdm.auto import tqdm
+
+from spot.errors import UserError
+
+
+class EngineError(UserError):
+    """An engine that cannot run: not installed (the message names the pip command), a model it cannot load,
+    a server that cannot be reached or refuses the key."""
+
+
+class Engine(Protocol):
+    name: str
+    loads_from_disk: bool  # False: scores an in-memory model (hf); True: needs the weights as a directory or id
+
+    def complete(self, prompts: list[list[int]], sampling, seed: int = 0, progress: bool = True,
+                 desc: str = "generate") -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """What `generation=<name>` selects: the engine class (a dotted path) and its options. `open(model)` builds
+    the engine for a model (a loaded module for hf, else a directory or hub id)."""
+
+    engine: str
+    options: dict = field(default_factory=dict)
+
+    @property
+    def cls(self) -> type:
+        module, name = self.engine.rsplit(".", 1)
+        return getattr(importlib.import_module(module), name)
+
+    @property
+    def name(self) -> str:
+        return self.cls.name
+
+    @property
+    def loads_from_disk(self) -> bool:
+        return self.cls.loads_from_disk
+
+    def check(self) -> None:
+        """Fails now, with the install command, if the engine's package is missing (before any model loads)."""
+        check = getattr(self.cls, "check_installed", None)
+        if check is not None:
+            check()
+
+    def open(self, model, tokenizer) -> Engine:
+        return self.cls(model, tokenizer, **self.options)
+
+
+class TokenRate:
+    """A progress bar over prompts that also shows generated tokens per second."""
+
+    def __init__(self, total: int, desc: str, enabled: bool):
+        self.bar = tqdm(total=total, desc=desc, unit="prompt", disable=not enabled)
+        self.tokens, self.t0 = 0, time.perf_counter()
+
+    def update(self, prompts: int, tokens: int) -> None:
+        self.tokens += tokens
+        self.bar.update(prompts)
+        self.bar.set_postfix(tok_s=f"{self.tokens / max(1e-9, time.perf_counter() - self.t0):.0f}", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()

