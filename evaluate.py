@@ -5,6 +5,8 @@
     python evaluate.py model=outputs/.../checkpoints/last.ckpt    # a Lightning checkpoint of a run
     python evaluate.py model=Qwen/Qwen3-8B model.dtype=bfloat16 eval=paper     # the paper's suites
     python evaluate.py model=<model> "eval=[gsm8k,math500]" eval.limit=50
+    python evaluate.py model=<model> generation=vllm eval=paper                # vLLM (conf/generation/)
+    python evaluate.py completions=<file.jsonl> "eval=[gsm8k]"    # {"prompt": problem, "completion"} made elsewhere
 
 `model=` takes a conf/model/ name or anything loadable: a hub id, a directory, a run or a .ckpt. A train.py
 run is scored with the prompt format it was trained with (its model.problem_template and enable_thinking)
@@ -46,8 +48,14 @@ def run(cfg: DictConfig) -> dict:
     engine = engine_of(cfg.generation)
 
     from spot.evaluate.checkpoints import resolve_source
-    from spot.evaluate.evaluation import EvalPlan, evaluate_model, log_to_wandb
+    from spot.evaluate.evaluation import EvalPlan, evaluate_completions, evaluate_model, log_to_wandb
     from spot.evaluate.kl import KLSettings
+
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    if cfg.completions:  # generated elsewhere: score them, no model is loaded
+        metrics = evaluate_completions(cfg.completions, suites, out_dir, sampling, cfg.seed)
+        print_summary(metrics, out_dir)
+        return metrics
 
     overridden = {o.split("=")[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
     fmt = {"enable_thinking": cfg.model.get("enable_thinking"), "problem_template": cfg.model.problem_template}
@@ -56,7 +64,6 @@ def run(cfg: DictConfig) -> dict:
     plan = EvalPlan(model=cfg.model.path, base=cfg.base, dtype=cfg.model.dtype, seed=cfg.seed, device=cfg.device,
                     sampling=sampling, kl=KLSettings(**cfg.kl) if cfg.kl else None, progress=cfg.eval.progress,
                     **fmt)
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
     metrics = evaluate_model(plan, suites, out_dir, engine)
     log_to_wandb(metrics, out_dir, config=OmegaConf.to_container(cfg, resolve=True),
                  **OmegaConf.to_container(cfg.wandb, resolve=True))

@@ -32,6 +32,14 @@ def settings_of(cfg: DictConfig, oracle) -> dict[str, dict]:
                        "prompts": getattr(oracle, "prompt_digest", None)}}
 
 
+def shard(items: list, index: int, count: int) -> list:
+    from spot.errors import check
+
+    check(isinstance(count, int) and count >= 1, "shard.count", f"must be a whole number >= 1, got {count!r}")
+    check(isinstance(index, int) and 0 <= index < count, "shard.index", f"must be in [0, {count}), got {index!r}")
+    return items[index::count]
+
+
 def rectify(cfg: DictConfig) -> dict:
     from spot.chat import ChatFormat
     from spot.cli import build, engine_of, sampling_of
@@ -46,7 +54,7 @@ def rectify(cfg: DictConfig) -> dict:
     sampling = sampling_of(cfg.sampling, "sampling")
     engine = engine_of(cfg.generation)
     oracle = build(cfg.oracle.backend, "oracle.backend")  # early: a missing key must stop the run before sampling
-    items = build(cfg.problems.source, "problems.source")
+    items = shard(build(cfg.problems.source, "problems.source"), cfg.shard.index, cfg.shard.count)
     verifier = build(cfg.problems.verifier, "problems.verifier")
     tokenizer = load_tokenizer(cfg.model.path)
     chat = ChatFormat(tokenizer, cfg.model.enable_thinking, cfg.model.problem_template)

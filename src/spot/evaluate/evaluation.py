@@ -107,6 +107,21 @@ def evaluate_model(plan: EvalPlan, suites: list[Suite], out_dir: Path, engine: E
     return metrics
 
 
+def evaluate_completions(path: str, suites: list[Suite], out_dir: Path, sampling: Sampling, seed: int = 0) -> dict:
+    """Scores a jsonl of {"prompt": raw problem, "completion"} produced elsewhere with the suites' scorers;
+    `sampling` is recorded as what the file's producer said it used."""
+    from spot.evaluate.scoring import score_completions
+    from spot.rows import iter_rows
+
+    scores = score_completions(list(iter_rows(path, key="completions")), suites)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_samples(out_dir / "samples.jsonl", scores.records, "trained")
+    metrics = assemble({"model": path, "kind": "completions", "method": Path(path).stem}, suites, sampling, seed,
+                       scores.as_dict(), generation="completions file")
+    write_metrics(out_dir, metrics)
+    return metrics
+
+
 def log_to_wandb(metrics: dict, out_dir: Path, project: str, mode: str, group: str | None, tags: list[str],
                  config: dict) -> None:
     """One W&B run whose summary holds `summary_metrics`; offline by default (`wandb sync` uploads it)."""

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from spot.chat import ChatFormat
+from spot.errors import DataError
 from spot.evaluate.suites import Suite
 from spot.generation import Sampling, generate
 
@@ -51,6 +52,11 @@ def score_suite(model, chat: ChatFormat, suite: Suite, sampling: Sampling, seed:
     desc = f"eval {suite.name}" + (f" avg@{n}" if n > 1 else "")
     completions = generate(model, chat, problems, replace(sampling, max_new_tokens=suite.max_new_tokens),
                            seed=seed, progress=progress, desc=desc, template=suite.template)
+    return judge(suite, completions, n, time.time() - t0)
+
+
+def judge(suite: Suite, completions: list[str], n: int, seconds: float = 0.0) -> SuiteResult:
+    """Scores `n` completions per problem (problem-major order) with the suite's own scorer."""
     records = []
     for k, completion in enumerate(completions):
         q = k // n
@@ -60,8 +66,30 @@ def score_suite(model, chat: ChatFormat, suite: Suite, sampling: Sampling, seed:
                         "predicted": verdict.predicted, "note": verdict.note,
                         **({"meta": suite.meta[q]} if suite.meta else {})})
     accuracy = sum(r["correct"] for r in records) / max(1, len(records))
-    return SuiteResult(suite.name, suite.group, accuracy, len(suite.prompts), n, round(time.time() - t0, 2),
+    return SuiteResult(suite.name, suite.group, accuracy, len(suite.prompts), n, round(seconds, 2),
                        suite.max_new_tokens, records)
+
+
+def score_completions(rows: list[tuple[str, dict]], suites: list[Suite]) -> Scores:
+    """Scores completions produced elsewhere: `rows` are (where, {"prompt", "completion"}) with the raw problem
+    as prompt; every problem of every suite needs the same number of completions (that is its avg@N)."""
+    by_prompt: dict[str, list[str]] = {}
+    for where, row in rows:
+        prompt, completion = row.get("prompt"), row.get("completion")
+        if not isinstance(prompt, str) or not isinstance(completion, str):
+            raise DataError(f"{where}: needs string fields 'prompt' (the raw problem) and 'completion'")
+        by_prompt.setdefault(prompt, []).append(completion)
+    results = []
+    for suite in suites:
+        counts = {len(by_prompt.get(p, [])) for p in suite.prompts}
+        missing = next((p for p in suite.prompts if p not in by_prompt), None)
+        if missing is not None:
+            raise DataError(f"suite {suite.name}: no completion for the problem {missing[:80]!r}")
+        if len(counts) != 1:
+            raise DataError(f"suite {suite.name}: problems have different numbers of completions {sorted(counts)}")
+        n = counts.pop()
+        results.append(judge(suite, [c for p in suite.prompts for c in by_prompt[p][:n]], n))
+    return Scores(results, 0.0)
 
 
 def group_means(accuracy: dict[str, float], groups_of: dict[str, str]) -> dict[str, float]:

@@ -1,0 +1,133 @@
+"""Generation engines side by side: transformers' generate (hf), vLLM in process, and a vLLM server, on the same
+prompts and the same machine in one run. Prints prompts/s, generated tokens/s, engine start, and the ratio to hf.
+
+    python benchmarks/bench_generation.py                       # toy base, CPU: rectify sampling + evaluation
+    python benchmarks/bench_generation.py --model <dir> --device cuda --engines hf vllm --prompts 2048
+    python benchmarks/bench_generation.py --projection          # the arithmetic for Qwen3-8B, nothing run
+
+Two workloads, as the project runs them: rectify's sampling (temperature 0.7, top_p 0.8, top_k 20, one sample
+per problem) and evaluation (greedy) on toy in-domain problems. On a 0.8M-parameter model on CPU an engine buys
+nothing (the model is too small for batching to matter); the numbers that matter come from a GPU and a real-size
+model (--model: any directory, e.g. random weights saved from Qwen3-1.7B's config). Speeds are measured, never
+asserted: these machines are shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+WORKLOADS = {"rectify sampling (T 0.7)": dict(temperature=0.7, top_p=0.8, top_k=20),
+             "evaluation (greedy)": dict(temperature=0.0)}
+
+
+def projection(problems: int = 17_000, tokens: int = 4096, hf_step_s: float = 0.040, batch: int = 64,
+               vllm_tok_s: tuple[float, float] = (5_000, 12_000)) -> list[str]:
+    """Hours to sample `problems` answers of up to `tokens` tokens on one H100 with Qwen3-8B: HF's static batches
+    run until their longest row (about `hf_step_s` per decode step for `batch` rows); vLLM keeps the batch full
+    at the output rates its users report for an 8B model."""
+    hf_hours = problems / batch * tokens * hf_step_s / 3600
+    mean_tokens = tokens / 2  # answers stop early on average; HF pays for the longest row of each batch anyway
+    lo, hi = (problems * mean_tokens / r / 3600 for r in vllm_tok_s[::-1])
+    return [f"Qwen3-8B, one H100, {problems:,} problems x up to {tokens} tokens:",
+            f"  hf generate: {problems / batch:.0f} batches x {tokens} steps x {hf_step_s * 1000:.0f} ms = "
+            f"{hf_hours:.1f} h",
+            f"  vLLM at {vllm_tok_s[0]:,.0f}-{vllm_tok_s[1]:,.0f} output tokens/s (mean {mean_tokens:.0f} tokens): "
+            f"{lo:.1f}-{hi:.1f} h"]
+
+
+def open_engine(name: str, model: str, tokenizer, device: str, port: int | None):
+    from spot.engines.hf import HFEngine
+    from spot.engines.server import ServerEngine
+    from spot.engines.vllm_offline import VLLMEngine
+
+    cpu = dict(dtype="float32", max_model_len=320, gpu_memory_utilization=0.1, enforce_eager=True,
+               enable_chunked_prefill=False)  # see conf/generation/vllm_cpu.yaml
+    if name == "hf":
+        return HFEngine(model, tokenizer, dtype="float32" if device == "cpu" else "bfloat16",
+                        device=None if device == "cpu" else device)
+    if name == "vllm":
+        return VLLMEngine(model, **(cpu if device == "cpu" else {}))
+    return ServerEngine(model, base_url=f"http://127.0.0.1:{port}/v1")
+
+
+def start_server(model: str, device: str) -> tuple[subprocess.Popen, int, float]:
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    extra = ["--dtype", "float32", "--max-model-len", "320", "--enforce-eager", "--gpu-memory-utilization", "0.1",
+             "--no-enable-chunked-prefill"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host",
+                             "127.0.0.1", "--port", str(port), *(extra if device == "cpu" else [])],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while proc.poll() is None and time.perf_counter() - t0 < 900:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
+                return proc, port, time.perf_counter() - t0
+        except httpx.HTTPError:
+            time.sleep(1)
+    raise SystemExit("vllm server did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=str(ROOT / "assets" / "toy-base"))
+    parser.add_argument("--engines", nargs="+", default=["hf", "vllm", "server"])
+    parser.add_argument("--prompts", type=int, default=512)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--projection", action="store_true", help="print the 8B arithmetic only")
+    args = parser.parse_args()
+    print("\n".join(projection()))
+    if args.projection:
+        return
+
+    from spot.chat import ChatFormat
+    from spot.generation import Sampling, generate
+    from spot.models import load_tokenizer
+    from spot.toy.suites import toy_test_problems
+
+    chat = ChatFormat(load_tokenizer(args.model))
+    problems = [p.text for p in toy_test_problems(args.prompts, seed=7)]
+    rows, server = [], None
+    for name in args.engines:
+        t0 = time.perf_counter()
+        if name == "server":
+            server, port, _ = start_server(args.model, args.device)
+        engine = open_engine(name, args.model, chat.tokenizer, args.device, port if server else None)
+        start = time.perf_counter() - t0
+        for workload, settings in WORKLOADS.items():
+            sampling = Sampling(max_new_tokens=args.max_new_tokens, batch_size=64, **settings)
+            t1 = time.perf_counter()
+            out = generate(engine, chat, problems, sampling, seed=0, progress=False)
+            seconds = time.perf_counter() - t1
+            tokens = sum(len(chat.tokenizer(o, add_special_tokens=False)["input_ids"]) for o in out)
+            rows.append({"engine": name, "workload": workload, "start_s": start, "s": seconds,
+                         "prompts_s": len(out) / seconds, "tokens_s": tokens / seconds})
+        engine.close()
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=60)
+            server = None
+    hf = {r["workload"]: r for r in rows if r["engine"] == "hf"}
+    print(f"\n{args.prompts} toy problems, up to {args.max_new_tokens} new tokens, {args.model}, {args.device}")
+    print("| engine | workload | start s | prompts/s | tokens/s | x hf |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        ratio = r["prompts_s"] / hf[r["workload"]]["prompts_s"] if r["workload"] in hf else float("nan")
+        print(f"| {r['engine']} | {r['workload']} | {r['start_s']:.0f} | {r['prompts_s']:.1f} | "
+              f"{r['tokens_s']:.0f} | {ratio:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
