@@ -8,11 +8,10 @@ import time
 import pytest
 
 from spot.rectify.oracles.anthropic import AnthropicOracle
-from spot.rectify.oracles.base import Unavailable
 from spot.rectify.oracles.fake_server import FakeServer, FakeSettings
 from spot.rectify.oracles.openai_compatible import OpenAICompatOracle
 from spot.rectify.oracles.prompts import END, START, Prompts, strip_markers
-from spot.retry import RemoteFatal, parse_retry_after
+from spot.retry import RemoteFatal, Unavailable, parse_retry_after
 
 KEY = "sk-ant-test-oracle-0123456789"
 STUDENT = "Tom has 3 apples and buys 4, so 3 + 4 = 8.\nA: 8"
