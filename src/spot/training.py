@@ -33,7 +33,7 @@ import lightning as L
 import torch
 
 from spot.chat import ChatFormat
-from spot.engines import EngineSpec
+from spot.engines import HF, EngineSpec
 from spot.errors import ConfigError
 from spot.evaluate.metrics import assemble, summary_metrics, write_metrics, write_samples
 from spot.evaluate.scoring import Scores, score_model
@@ -45,7 +45,6 @@ from spot.rows import write_atomic
 from spot.speed.deepspeed import consolidate_policy
 
 log = logging.getLogger(__name__)
-HF = EngineSpec("spot.engines.hf.HFEngine")
 
 
 def base_cache_key(model_dir: str, suites: list[Suite], sampling: Sampling, chat: ChatFormat,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import time
 from dataclasses import dataclass, field
@@ -56,6 +57,15 @@ class EngineSpec:
 
     def open(self, model, tokenizer) -> Engine:
         return self.cls(model, tokenizer, **self.options)
+
+
+HF = EngineSpec("spot.engines.hf.HFEngine")  # the default: transformers' generate in this process
+
+
+def request_seed(seed: int, i: int) -> int:
+    """The seed of the i-th prompt of a call: a sample does not depend on how an engine batches, and the N copies
+    of a prompt in an avg@N suite are N different samples."""
+    return int.from_bytes(hashlib.sha256(f"spot-generate/{seed}/{i}".encode()).digest()[:4], "little")
 
 
 class TokenRate:

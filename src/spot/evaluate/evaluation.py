@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from spot.chat import ChatFormat
-from spot.engines import EngineSpec
+from spot.engines import HF, EngineSpec
 from spot.evaluate.checkpoints import ModelSource, load_for_eval, load_tokenizer_for, resolve_source
 from spot.evaluate.kl import KLSettings, kl_to_reference, spread_prompts
 from spot.evaluate.metrics import assemble, summary_metrics, write_metrics, write_samples
@@ -53,21 +53,19 @@ def run_info(source: ModelSource) -> dict:
 
 
 def score_source(source: ModelSource, engine: EngineSpec, chat: ChatFormat, suites: list[Suite], plan: EvalPlan,
-                 scratch: Path) -> Scores:
-    """Scores what `source` names with the chosen engine: in memory on `plan.device` for hf; from disk for the
-    others (a Lightning checkpoint is first written out as a model directory under `scratch`)."""
-    if engine.loads_from_disk:
-        path = source.weights
-        if source.ckpt:
-            model, tokenizer = load_for_eval(source, plan.dtype)
-            path = str(scratch)
-            model.save_pretrained(path)
-            tokenizer.save_pretrained(path)
-            del model
-        model = path
+                 scratch: Path, in_memory) -> Scores:
+    """Scores what `source` names with the chosen engine: the model `in_memory(source)` gives for hf; from disk
+    for the others (a Lightning checkpoint is first written out as a model directory under `scratch`)."""
+    if not engine.loads_from_disk:
+        model = in_memory(source)
+    elif source.ckpt:
+        loaded, tokenizer = load_for_eval(source, plan.dtype)
+        loaded.save_pretrained(scratch)
+        tokenizer.save_pretrained(scratch)
+        del loaded
+        model = str(scratch)
     else:
-        model, _ = load_for_eval(source, plan.dtype)
-        model.to(pick_device(plan.device))
+        model = source.weights
     opened = engine.open(model, chat.tokenizer)
     try:
         return score_model(opened, chat, suites, plan.sampling, seed=plan.seed, progress=plan.progress)
@@ -75,32 +73,35 @@ def score_source(source: ModelSource, engine: EngineSpec, chat: ChatFormat, suit
         opened.close()
 
 
-def evaluate_model(plan: EvalPlan, suites: list[Suite], out_dir: Path, engine: EngineSpec | None = None) -> dict:
+def evaluate_model(plan: EvalPlan, suites: list[Suite], out_dir: Path, engine: EngineSpec = HF) -> dict:
     """Scores the model and, when there is one, its base, with `engine` (transformers' generate by default);
     estimates the KL between them; writes samples.jsonl, base_samples.jsonl and metrics.json into `out_dir`
     and returns the metrics."""
-    engine = engine or EngineSpec("spot.engines.hf.HFEngine")
     explicit_base = plan.base if plan.base not in (None, "auto") else None
     source = resolve_source(plan.model, explicit_base)
     base_spec = source.base if plan.base == "auto" else plan.base
     chat = ChatFormat(load_tokenizer_for(source), plan.enable_thinking, plan.problem_template)
+    device, memory = pick_device(plan.device), {}
+
+    def in_memory(src: ModelSource):  # each model is loaded at most once: to score it (hf) and for the KL
+        if src.spec not in memory:
+            memory[src.spec] = load_for_eval(src, plan.dtype)[0].to(device)
+        return memory[src.spec]
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    trained = score_source(source, engine, chat, suites, plan, out_dir / "weights")
+    trained = score_source(source, engine, chat, suites, plan, out_dir / "weights", in_memory)
     write_samples(out_dir / "samples.jsonl", trained.records, "trained")
     base, extra = None, {}
     if base_spec and suites:
         base_source = resolve_source(base_spec)
-        scored = score_source(base_source, engine, chat, suites, plan, out_dir / "base_weights")
+        scored = score_source(base_source, engine, chat, suites, plan, out_dir / "base_weights", in_memory)
         write_samples(out_dir / "base_samples.jsonl", scored.records, "base")
         base = {**scored.as_dict(), "model": base_spec}
         if plan.kl is not None and plan.kl.n_prompts > 0:  # log-probs need both models in memory
-            device = pick_device(plan.device)
-            model, _ = load_for_eval(source, plan.dtype)
-            base_model, _ = load_for_eval(base_source, plan.dtype)
             prompts = spread_prompts([s.prompts for s in suites], plan.kl.n_prompts)
-            extra["kl"] = kl_to_reference(model.to(device), base_model.to(device), chat, prompts, plan.kl,
+            extra["kl"] = kl_to_reference(in_memory(source), in_memory(base_source), chat, prompts, plan.kl,
                                           seed=plan.seed, progress=plan.progress)
-            del model, base_model
+    memory.clear()
     metrics = assemble(run_info(source), suites, plan.sampling, plan.seed, trained.as_dict() if suites else None,
                        base, generation=engine.name, **extra)
     write_metrics(out_dir, metrics)
