@@ -27,8 +27,9 @@ def run(cfg: DictConfig) -> dict:
     from spot.cli import build, build_suites, engine_of, sampling_of
     from spot.data import PairDataModule
     from spot.losses import RewardShift
-    from spot.models import load_model, load_tokenizer
+    from spot.models import LoraSpec, PolicySaver, check_attention, load_config, load_model, load_tokenizer, weights_key
     from spot.module import OptimConfig, SPoTModule
+    from spot.preflight import check_hardware, check_model_fits, is_deepspeed, load_dtype
     from spot.refcache import ReferenceLogps
     from spot.training import RunScoring, StepLog, base_cache_key, train_and_evaluate
 
@@ -39,35 +40,53 @@ def run(cfg: DictConfig) -> dict:
     sampling = sampling_of(cfg.eval.sampling, "eval.sampling")
     suites = build_suites(cfg.eval)
     engine = engine_of(cfg.generation)
+    lora = LoraSpec(**OmegaConf.to_container(cfg.model.lora)) if cfg.model.get("lora") else LoraSpec()
+    # then what the hardware and the precision allow, and whether the model fits (its config.json alone)
+    strategy = cfg.trainer.get("strategy")
+    check_hardware(HydraConfig.get().runtime.choices.get("trainer"), cfg.trainer.accelerator, strategy)
+    weights_dtype = load_dtype(cfg.model.dtype, cfg.trainer.precision, is_deepspeed(strategy), lora.enabled)
+    check_attention(cfg.model.get("attn_implementation"))
+    # With LoRA the reference is the base with the adapters off; else precomputed (spot.refcache), or live.
+    precompute = objective.needs_reference and cfg.speed.precompute_reference and not lora.enabled
+    live_reference = objective.needs_reference and not precompute and not lora.enabled
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     tokenizer = load_tokenizer(cfg.model.path)
+    model_config = load_config(cfg.model.path)
+    check_model_fits(cfg.model.path, model_config, lora, weights_dtype, cfg.trainer.accelerator,
+                     cfg.trainer.devices, OmegaConf.to_container(strategy) if hasattr(strategy, "keys") else strategy,
+                     live_reference)
     chat = ChatFormat(tokenizer, cfg.model.enable_thinking, cfg.model.problem_template)
     datamodule = PairDataModule(chat=chat, pairs=objective.needs_pairs, seed=cfg.seed, layout=cfg.speed.layout,
                                 group_by_length=cfg.speed.group_by_length, **OmegaConf.to_container(cfg.data))
     datamodule.setup("fit")
-    policy = load_model(cfg.model.path, cfg.model.dtype)
+    attn = cfg.model.get("attn_implementation")
+    policy = load_model(cfg.model.path, weights_dtype, attn)
+    if lora.enabled:
+        policy = lora.apply(policy)
     if cfg.speed.gradient_checkpointing:
         policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     # Precomputed: the policy, still at its initial weights, scores the reference log-probs before training
     # (spot.refcache), so the reference model is never loaded.
-    precompute = objective.needs_reference and cfg.speed.precompute_reference
-    reference = load_model(cfg.model.path, cfg.model.dtype) if objective.needs_reference and not precompute else None
+    reference = load_model(cfg.model.path, cfg.model.dtype, attn) if live_reference else None
     module = SPoTModule(policy, objective, reference=reference, reward_shift=shift, optim=optim,
                         precomputed_reference=precompute)
 
-    key = base_cache_key(cfg.model.path, suites, sampling, chat, cfg.seed) if cfg.eval.cache_base else None
+    key = base_cache_key(cfg.model.path, suites, sampling, chat, cfg.seed, model_config) \
+        if cfg.eval.cache_base else None
+    saver = PolicySaver(out_dir / "policy", cfg.model.dtype, cfg.model.get("max_shard_size", "5GB"), lora.merge) \
+        if cfg.save_policy else None
     scoring = RunScoring(chat, suites, sampling, seed=cfg.seed, progress=cfg.eval.progress,
                          base_cache=Path(".cache/spot/base_eval") / f"{key}.json" if key else None,
-                         save_dir=out_dir / "policy" if cfg.save_policy else None, engine=engine,
-                         base_model=cfg.model.path)
+                         save=saver, engine=engine, base_model=cfg.model.path)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in cfg.trainer.get("callbacks") or []]
     callbacks += [instantiate(c) for c in cfg.eval.get("callbacks") or []]  # e.g. eval=toy_curves
     callbacks += [StepLog(out_dir / "train_log.jsonl"), scoring]
     if precompute:
-        callbacks.append(ReferenceLogps(cfg.speed.reference_cache_dir))
+        callbacks.append(ReferenceLogps(cfg.speed.reference_cache_dir,
+                                        model_key=weights_key(cfg.model.path, model_config)))
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(out_dir))
     if logger:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -75,7 +94,8 @@ def run(cfg: DictConfig) -> dict:
     run_info = {"method": cfg.method_name, "loss": HydraConfig.get().runtime.choices.loss,
                 "beta": objective.beta, "data": cfg.data.path, "model": cfg.model.path,
                 "lr": cfg.optim.lr, "seed": cfg.seed, "reward_shift": cfg.reward_shift.mode,
-                "experiment": cfg.experiment_name, "gamma": cfg.get("gamma"), "n_pairs": cfg.get("n_pairs")}
+                "experiment": cfg.experiment_name, "gamma": cfg.get("gamma"), "n_pairs": cfg.get("n_pairs"),
+                "lora_r": lora.r, "weights_dtype": weights_dtype, "precision": str(cfg.trainer.precision)}
     metrics = train_and_evaluate(module, datamodule, trainer, scoring, out_dir, run_info, ckpt_path=cfg.ckpt_path)
     if logger and hasattr(logger, "experiment") and hasattr(logger.experiment, "finish"):
         logger.experiment.finish()

@@ -11,7 +11,7 @@ from spot import losses
 from spot.chat import ChatFormat
 from spot.data import PairDataModule
 from spot.generation import Sampling
-from spot.models import load_model, load_tokenizer
+from spot.models import PolicySaver, load_model, load_tokenizer
 from spot.module import OptimConfig, SPoTModule
 from spot.toy.suites import toy_suite
 
@@ -47,7 +47,8 @@ def test_trained_policy_is_gathered_before_it_is_scored_and_saved(tmp_path, micr
                         reference=load_model(micro_model_dir), optim=OptimConfig(lr=1e-2))
     dm = PairDataModule(str(toy_files["pairs"]), chat, pairs=True, batch_size=4)
     suites = toy_suite("in_domain", n=3, max_new_tokens=4)
-    scoring = training.RunScoring(chat, suites, Sampling(batch_size=8), save_dir=tmp_path / "policy", progress=False)
+    scoring = training.RunScoring(chat, suites, Sampling(batch_size=8), save=PolicySaver(tmp_path / "policy"),
+                                   progress=False)
     trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=2, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[scoring])
     metrics = training.train_and_evaluate(module, dm, trainer, scoring, tmp_path / "run", {"method": "bco"})
@@ -68,7 +69,7 @@ def test_a_run_with_no_suites_says_so_and_writes_no_scores(tmp_path, micro_model
     chat = ChatFormat(load_tokenizer(micro_model_dir))
     module = SPoTModule(load_model(micro_model_dir), losses.Objective(losses.sft), optim=OptimConfig(lr=1e-3))
     dm = PairDataModule(str(toy_files["rft"]), chat, pairs=False, batch_size=4)
-    scoring = RunScoring(chat, [], Sampling(), save_dir=None)
+    scoring = RunScoring(chat, [], Sampling(), save=None)
     trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[scoring])
     metrics = train_and_evaluate(module, dm, trainer, scoring, tmp_path, {"method": "sft"})

@@ -44,6 +44,8 @@ def sequence_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor 
     several sequences): `score_from/score_label/score_seq` list the targets, `num_sequences` counts them and
     `segments` says where each unit sits, for spot.speed.attention.
     """
+    if hasattr(model, "get_base_model"):  # a peft model: the transformers model inside, adapters in place
+        model = model.get_base_model()
     if score_from is None:
         score_from, score_label, score_seq = targets_from_mask(input_ids, loss_mask)
         num_sequences = input_ids.shape[0]

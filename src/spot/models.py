@@ -1,15 +1,22 @@
-"""Loading a policy and its tokenizer: a Hugging Face id, a local directory, or the shipped toy base."""
+"""Loading a policy and its tokenizer (a Hugging Face id, a local directory, or the shipped toy base), adding
+LoRA adapters to it, and saving it when training is done."""
 
 from __future__ import annotations
 
+import json
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from spot.errors import ConfigError, UserError
+from spot.errors import ConfigError, UserError, check, check_type
+
+log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3")
 
 
 class ModelLoadError(UserError):
@@ -21,6 +28,10 @@ def _load(loader, path: str, what: str, **kwargs):
     if local.exists() and not (local / "config.json").exists():
         raise ModelLoadError(f"model.path={path}: the directory has no config.json; point it at a directory "
                              "written by save_pretrained, or at a Hugging Face id")
+    if not local.exists():
+        from spot.hub import check_reachable
+
+        check_reachable(path, "model.path")
     try:
         return loader(path, **kwargs)
     except OSError as e:
@@ -36,7 +47,159 @@ def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def load_model(path: str, dtype: str = "float32") -> PreTrainedModel:
+def load_config(path: str):
+    """The model's transformers config alone (config.json: no weights read)."""
+    return _load(AutoConfig.from_pretrained, path, "model config")
+
+
+def check_attention(attn_implementation: str | None) -> None:
+    """model.attn_implementation: a known kernel, and the flash kernels only where they can run."""
+    if attn_implementation is None:
+        return
+    check(attn_implementation in ATTENTION, "model.attn_implementation",
+          f"use one of {', '.join(ATTENTION)} (or null: the model's default), got {attn_implementation!r}")
+    if attn_implementation.startswith("flash"):
+        import importlib.util
+
+        package = "flash_attn" if attn_implementation == "flash_attention_2" else "flash_attn_interface"
+        if not torch.cuda.is_available():
+            raise ConfigError(f"model.attn_implementation={attn_implementation} needs a CUDA GPU; use sdpa here")
+        if importlib.util.find_spec(package) is None:
+            raise ConfigError(f"model.attn_implementation={attn_implementation}: the {package} package is not "
+                              "installed (pip install flash-attn --no-build-isolation); sdpa needs nothing")
+
+
+def load_model(path: str, dtype: str = "float32", attn_implementation: str | None = None) -> PreTrainedModel:
     if dtype not in DTYPES:
         raise ConfigError(f"model.dtype: {dtype!r} is not one of {sorted(DTYPES)}")
-    return _load(AutoModelForCausalLM.from_pretrained, path, "model", dtype=DTYPES[dtype])
+    check_attention(attn_implementation)
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    return _load(AutoModelForCausalLM.from_pretrained, path, "model", dtype=DTYPES[dtype], **extra)
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """model.lora: low-rank adapters (peft) on the frozen base; r=0 trains every weight instead.
+
+    With adapters the reference model is free: it is the same model with its adapters disabled.
+    """
+
+    r: int = 0
+    alpha: float = 16
+    dropout: float = 0.0
+    target_modules: str | list[str] = "all-linear"   # every linear layer but the LM head
+    merge: bool = True   # also write the merged policy at the end (<run>/policy), beside <run>/adapter
+    extra: dict = field(default_factory=dict)   # any other peft.LoraConfig argument
+
+    def __post_init__(self) -> None:
+        check_type(self.r, int, "model.lora.r")
+        check(self.r >= 0, "model.lora.r", f"must be 0 (no LoRA) or a positive rank, got {self.r}")
+        check_type(self.alpha, (int, float), "model.lora.alpha")
+        check_type(self.dropout, (int, float), "model.lora.dropout")
+        check(0 <= self.dropout < 1, "model.lora.dropout", f"must be in [0, 1), got {self.dropout}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.r > 0
+
+    def apply(self, model: PreTrainedModel):
+        """`model` wrapped by peft with fresh adapters (B = 0: at the start the policy equals its base)."""
+        from peft import LoraConfig, get_peft_model
+
+        targets = self.target_modules if isinstance(self.target_modules, str) else list(self.target_modules)
+        config = LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=targets,
+                            task_type="CAUSAL_LM", **self.extra)
+        try:
+            model = get_peft_model(model, config)
+        except ValueError as e:  # e.g. target modules that the model does not have
+            raise ConfigError(f"model.lora: {str(e).splitlines()[0][:300]}") from None
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in model.parameters())
+        log.info("LoRA r=%d: %d trainable parameters of %d (%.2f%%)", self.r, trainable, total, 100 * trainable / total)
+        return model
+
+    def trainable_parameters(self, model: torch.nn.Module) -> int:
+        """Adapter parameters `apply` would add to `model` (counted from its linear layers, e.g. on meta)."""
+        if not self.enabled:
+            return sum(p.numel() for p in model.parameters())
+        head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        names = None if self.target_modules == "all-linear" else set(self.target_modules)
+        return sum(self.r * (m.in_features + m.out_features) for name, m in model.named_modules()
+                   if isinstance(m, torch.nn.Linear) and m is not head
+                   and (names is None or name.rsplit(".", 1)[-1] in names))
+
+
+def has_adapters(model) -> bool:
+    return hasattr(model, "disable_adapter") and hasattr(model, "merge_and_unload")
+
+
+@dataclass(frozen=True)
+class PolicySaver:
+    """Where and how the trained policy is written: `dir` (save_pretrained, sharded safetensors) in `dtype`.
+
+    Full fine-tuning: `dir` holds the whole policy. With LoRA adapters, `adapter_dir` (beside it) holds them
+    (peft's format), and with `merge` `dir` holds the base with the adapters merged in.
+    """
+
+    dir: Path
+    dtype: str | None = None   # None: the dtype the weights are held in
+    max_shard_size: str = "5GB"
+    merge: bool = True
+
+    @property
+    def adapter_dir(self) -> Path:
+        return self.dir.with_name("adapter")
+
+    def writes_full_model(self, policy) -> bool:
+        return self.merge or not has_adapters(policy)
+
+    def save(self, policy, tokenizer):
+        """Writes the policy and returns the model to evaluate: the merged one when adapters are merged.
+
+        The weights are cast tensor by tensor on the CPU, so fp32 master weights are written as bf16 without
+        a second copy on the device; config.json then records the dtype written, not the one trained in.
+        """
+        if has_adapters(policy):
+            policy.save_pretrained(self.adapter_dir)
+            tokenizer.save_pretrained(self.adapter_dir)
+            if not self.merge:
+                return policy
+            policy = policy.merge_and_unload()
+        dtype = DTYPES[self.dtype] if self.dtype else None
+        state = {k: v.detach().to("cpu", dtype or v.dtype) for k, v in policy.state_dict().items()}
+        policy.save_pretrained(self.dir, state_dict=state, max_shard_size=self.max_shard_size)
+        tokenizer.save_pretrained(self.dir)
+        config_file = self.dir / "config.json"
+        config = json.loads(config_file.read_text())
+        if self.dtype and config.get("dtype") != self.dtype:  # save_pretrained wrote the in-memory dtype
+            config["dtype"] = self.dtype
+            config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        return policy
+
+
+def weights_key(path: str, config=None) -> str | None:
+    """A fingerprint of the weights at `path` read from file metadata, never from the weights themselves.
+
+    A local directory: every weight file's name, size, modification time and safetensors header (tensor names,
+    dtypes, shapes, offsets), so re-saving or replacing a file changes the key, and reading it costs
+    milliseconds at any model size (hashing an 8B model's 16 GB took longer than scoring a small suite). A file
+    edited in place to the same size with its mtime restored would keep the key: nothing in this project does
+    that. A hub id: the commit its files were loaded from (`config._commit_hash`, when `config` is given).
+    None when neither applies (then nothing is cached).
+    """
+    import hashlib
+
+    p = Path(path)
+    files = sorted([*p.glob("*.safetensors"), *p.glob("*.bin")]) if p.is_dir() else []
+    if not files:
+        commit = getattr(config, "_commit_hash", None) if config is not None else None
+        return f"hub:{path}@{commit}" if commit else None
+    h = hashlib.sha256()
+    for f in files:
+        stat = f.stat()
+        h.update(f"{f.name}|{stat.st_size}|{stat.st_mtime_ns}|".encode())
+        if f.suffix == ".safetensors":
+            with f.open("rb") as fh:
+                n = int.from_bytes(fh.read(8), "little")
+                h.update(fh.read(min(n, 100_000_000)))
+    return h.hexdigest()

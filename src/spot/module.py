@@ -11,6 +11,7 @@ import torch
 from spot.errors import check, check_type
 from spot.logps import sequence_logps
 from spot.losses import LossOutput, Objective, RewardShift, SequenceLogps, implicit_rewards
+from spot.models import has_adapters
 from spot.speed.deepspeed import adamw_class, prepare_reference
 
 
@@ -45,6 +46,10 @@ class SPoTModule(L.LightningModule):
     With `precomputed_reference=True` there is no reference model at all: every batch must carry `ref_logps`
     (spot.refcache fills them before training), and a batch without them is an error, never a silent fallback.
     A batch that carries them is scored with them even when a reference model is present.
+
+    A policy with LoRA adapters (peft) needs neither: its reference is itself with the adapters disabled, the
+    untouched base, run without gradients. Its checkpoints then hold the trainable weights (the adapters) and
+    the reward shift only, not the frozen base, which is reloaded from model.path on resume.
     """
 
     def __init__(self, policy: torch.nn.Module, objective: Objective, reference: torch.nn.Module | None = None,
@@ -55,9 +60,13 @@ class SPoTModule(L.LightningModule):
         self.needs_reference = objective.needs_reference
         self.needs_pairs, self.needs_shift = objective.needs_pairs, objective.needs_shift
         self.precomputed_reference = precomputed_reference and self.needs_reference
-        if self.needs_reference and reference is None and not self.precomputed_reference:
-            raise ValueError("this loss needs a reference model or precomputed reference log-probs; "
-                             "neither was given")
+        self.adapter_reference = (self.needs_reference and reference is None and not self.precomputed_reference
+                                  and has_adapters(policy))
+        self.adapters_only = has_adapters(policy)
+        self.strict_loading = not self.adapters_only  # an adapters-only checkpoint lacks the frozen base
+        if self.needs_reference and reference is None and not (self.precomputed_reference or self.adapter_reference):
+            raise ValueError("this loss needs a reference model, precomputed reference log-probs or a policy "
+                             "with adapters; none was given")
         if self.needs_shift and reward_shift is None:
             reward_shift = RewardShift()
         self.reward_shift = reward_shift if self.needs_shift else None
@@ -79,6 +88,8 @@ class SPoTModule(L.LightningModule):
         b = logp.shape[0] // 2 if self.needs_pairs else logp.shape[0]
         if not self.needs_reference:
             ref = None
+        elif ref is None and self.adapter_reference:
+            ref = self._base_logps(batch)
         elif ref is None and self.reference is None:
             raise RuntimeError("precomputed_reference=True but this batch carries no ref_logps: attach them "
                                "with spot.refcache.ReferenceLogps (train.py does when speed.precompute_reference)")
@@ -92,6 +103,24 @@ class SPoTModule(L.LightningModule):
             ref_chosen=None if ref is None else ref[:b],
             ref_rejected=None if ref is None or not pairs else ref[b:],
         )
+
+    @torch.no_grad()
+    def _base_logps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The reference log-probs of a LoRA policy: the same model with its adapters off, in eval mode."""
+        was_training = self.policy.training
+        self.policy.eval()
+        try:
+            with self.policy.disable_adapter():
+                ref, _ = sequence_logps(self.policy, **batch)
+        finally:
+            self.policy.train(was_training)
+        return ref
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.adapters_only:  # the trainable weights and the buffers (reward shift); the base is model.path
+            keep = {f"policy.{n}" for n, p in self.policy.named_parameters() if p.requires_grad}
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
+                                        if k in keep or k.startswith("reward_shift.")}
 
     def _shared_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         lp = self.forward_logps(batch)

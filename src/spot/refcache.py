@@ -8,7 +8,8 @@ before any checkpoint is restored, so:
   - on N ranks each scores every N-th example and the results are all-gathered (an 8-GPU run pays 1/8);
   - under DeepSpeed the model is not yet wrapped, so ZeRO-3 does not have to shard a second model.
 
-The cache file is keyed by a SHA-256 of the model's weights and of the exact token ids and prompt lengths of
+The cache file is keyed by the weights' identity (`model_key`: file metadata or hub commit, from train.py;
+else a SHA-256 of the model's tensors) and by a SHA-256 of the exact token ids and prompt lengths of
 every example, in order: the tokenizer, chat template, truncation and data all enter through the tokens they
 produce, so any change to them (or to the weights) selects a different file, never a stale one.
 
@@ -129,8 +130,10 @@ class ReferenceLogps(L.Callback):
     at its initial weights in `setup`. `self.report` says, per split, where they came from and how long it took.
     """
 
-    def __init__(self, cache_dir: str | Path | None = ".cache/spot/ref_logps", max_tokens: int = 16384):
+    def __init__(self, cache_dir: str | Path | None = ".cache/spot/ref_logps", max_tokens: int = 16384,
+                 model_key: str | None = None):
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.model_key = model_key  # the weights' identity when known (spot.models.weights_key): no hashing
         self.max_tokens = max_tokens
         self.report: dict[str, dict] = {}
 
@@ -142,8 +145,9 @@ class ReferenceLogps(L.Callback):
             raise RuntimeError("precomputed reference log-probs need a PairDataModule: "
                                "call trainer.fit(module, datamodule=...)")
         model = pl_module.reference if pl_module.reference is not None else pl_module.policy
-        model_hash = _from_rank0(model_fingerprint(model) if trainer.global_rank == 0 else None)
-        model_hash += f"|{trainer.precision}"  # bf16 and fp32 log-probs differ: one file each
+        model_hash = self.model_key or _from_rank0(model_fingerprint(model) if trainer.global_rank == 0 else None)
+        dtype = next(model.parameters()).dtype
+        model_hash += f"|{trainer.precision}|{dtype}"  # bf16 and fp32 log-probs differ: one file each
         device = trainer.strategy.root_device
         for split, examples in (("train", dm.train_set), ("val", dm.val_set)):
             if examples and dm.ref_logps[split] is None:

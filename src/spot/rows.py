@@ -52,6 +52,9 @@ def iter_rows(path: str, key: str = "path", split: str = "train", subset: str | 
         return
     import datasets
 
+    from spot.hub import check_reachable
+
+    check_reachable(path, key, repo_type="dataset", probe_file="README.md")
     try:
         ds = datasets.load_dataset(path, subset, split=split)
     except Exception as e:  # offline, unknown id, wrong split: the library's first line says which

@@ -40,6 +40,7 @@ from spot.evaluate.scoring import Scores, score_model
 from spot.evaluate.suites import Suite
 from spot.evaluate.table import format_table
 from spot.generation import Sampling
+from spot.models import PolicySaver, weights_key
 from spot.module import SPoTModule
 from spot.rows import write_atomic
 from spot.speed.deepspeed import consolidate_policy
@@ -47,16 +48,14 @@ from spot.speed.deepspeed import consolidate_policy
 log = logging.getLogger(__name__)
 
 
-def base_cache_key(model_dir: str, suites: list[Suite], sampling: Sampling, chat: ChatFormat,
-                   seed: int) -> str | None:
-    """A key that changes with the weights, the suites' items, the prompt format and the decoding: None for
-    hub models."""
-    weights = sorted(Path(model_dir).glob("*.safetensors")) if Path(model_dir).is_dir() else []
-    if not weights:
+def base_cache_key(model_path: str, suites: list[Suite], sampling: Sampling, chat: ChatFormat, seed: int,
+                   model_config=None) -> str | None:
+    """A key that changes with the weights (spot.models.weights_key: file metadata, or the hub commit), the
+    suites' items, the prompt format and the decoding; None when the weights cannot be identified."""
+    weights = weights_key(model_path, model_config)
+    if weights is None:
         return None
-    h = hashlib.sha256()
-    for w in weights:
-        h.update(w.read_bytes())
+    h = hashlib.sha256(weights.encode())
     for s in suites:
         h.update(json.dumps([s.name, s.max_new_tokens, s.n_samples, s.template, s.prompts, s.answers]).encode())
     h.update(json.dumps([repr(sampling), chat.enable_thinking, chat.template, seed]).encode())
@@ -72,12 +71,16 @@ class RunScoring(L.Callback):
     path) and the trained policy from `save_dir` once it is saved there, after the policy has left the GPU."""
 
     def __init__(self, chat: ChatFormat, suites: list[Suite], sampling: Sampling, seed: int = 0,
-                 base_cache: Path | None = None, save_dir: Path | None = None, progress: bool = True,
+                 base_cache: Path | None = None, save: PolicySaver | None = None, progress: bool = True,
                  engine: EngineSpec = HF, base_model: str | None = None):
-        if engine.loads_from_disk and suites and (save_dir is None or base_model is None):
+        if engine.loads_from_disk and suites and (save is None or base_model is None):
             raise ConfigError(f"generation={engine.name} scores models from disk: it needs save_policy=true")
+        if engine.loads_from_disk and suites and not save.merge:
+            raise ConfigError(f"generation={engine.name} scores a saved full model: with LoRA it needs "
+                              "model.lora.merge=true")
         self.chat, self.suites, self.sampling, self.seed = chat, suites, sampling, seed
-        self.base_cache, self.save_dir, self.progress = base_cache, save_dir, progress
+        self.base_cache, self.save, self.progress = base_cache, save, progress
+        self.save_dir = save.dir if save else None
         self.engine, self.base_model = engine, base_model
         self.base = self.trained = self.records = None
 
@@ -109,9 +112,9 @@ class RunScoring(L.Callback):
         consolidate_policy(trainer, pl_module)  # a collective under ZeRO-3: every rank calls it
         if not trainer.is_global_zero:
             return
-        if self.save_dir is not None:
-            pl_module.policy.save_pretrained(self.save_dir)
-            self.chat.tokenizer.save_pretrained(self.save_dir)
+        model = pl_module.policy
+        if self.save is not None:
+            model = self.save.save(model, self.chat.tokenizer)  # merged, when LoRA adapters are merged
         if not self.suites:
             return
         if self.engine.loads_from_disk:  # the engine needs the memory the training process holds: free it first
@@ -120,7 +123,7 @@ class RunScoring(L.Callback):
                 torch.cuda.empty_cache()
             scores = self._score(str(self.save_dir))
         else:
-            scores = self._score(pl_module.policy)
+            scores = self._score(model)
         self.trained, self.records = scores.as_dict(), scores.records
 
 

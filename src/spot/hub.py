@@ -1,0 +1,41 @@
+"""Hub ids checked once, quickly, before a library's download path retries them for half a minute.
+
+`datasets.load_dataset` and `from_pretrained` retry an unreachable hub with backoff and print a warning per
+try before failing. One `repo_info` call answers in a fraction of a second: the id exists, or it does not,
+or the hub cannot be reached (then a copy in the local cache is still fine). Local paths and HF_HUB_OFFLINE=1
+skip the check: those runs never touch the network.
+"""
+
+from __future__ import annotations
+
+from spot.errors import UserError
+
+
+def check_reachable(repo_id: str, key: str, repo_type: str = "model", probe_file: str = "config.json") -> None:
+    """UserError (one line naming `key`) when `repo_id` cannot be had: unknown, gated, or unreachable and not
+    cached (`probe_file` is the file whose cached copy counts as "cached")."""
+    import huggingface_hub as hub
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    if hub.constants.HF_HUB_OFFLINE:
+        return
+    try:
+        hub.HfApi().repo_info(repo_id, repo_type=repo_type, timeout=10)
+    except GatedRepoError:
+        raise UserError(f"{key}={repo_id}: the {repo_type} is gated; accept its terms on huggingface.co and log in "
+                        "(hf auth login)") from None
+    except RepositoryNotFoundError:
+        raise UserError(f"{key}={repo_id}: no such {repo_type} on the Hugging Face hub (or it is private: "
+                        "hf auth login), and no local path of that name exists") from None
+    except HfHubHTTPError as e:
+        raise UserError(f"{key}={repo_id}: the hub answered {_first_line(e)}") from None
+    except Exception as e:  # no network: fine if a copy is cached
+        if isinstance(hub.try_to_load_from_cache(repo_id, probe_file, repo_type=repo_type), str):
+            return
+        raise UserError(f"{key}={repo_id}: huggingface.co cannot be reached ({_first_line(e)}) and no copy is "
+                        "cached; run where the hub is reachable, or download it and set the key to the local "
+                        "directory") from None
+
+
+def _first_line(e: BaseException) -> str:
+    return ((str(e).strip().splitlines() or [type(e).__name__])[0])[:200]
