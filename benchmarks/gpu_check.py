@@ -215,7 +215,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.cpu_smoke:
         args.steps, args.batch, args.accumulate, args.length = min(args.steps, 6), 2, 1, min(args.length, 128)
-    device = device_info()
+    # the smoke trains on the CPU even where a GPU is visible: no GPU figures, no targets
+    device = {"name": "cpu", "total_memory": None, "peak_bf16_flops": None} if args.cpu_smoke else device_info()
     if device["total_memory"] is None and not args.cpu_smoke:
         sys.exit("error: no GPU visible; run with --cpu-smoke to check the code path on CPU")
     cfg = TINY if args.cpu_smoke else QWEN3_17B
