@@ -31,6 +31,7 @@ def run(cfg: DictConfig) -> dict:
     from spot.module import OptimConfig, SPoTModule
     from spot.preflight import check_hardware, check_model_fits, is_deepspeed, load_dtype
     from spot.refcache import ReferenceLogps
+    from spot.throughput import Throughput
     from spot.training import RunScoring, StepLog, base_cache_key, train_and_evaluate
 
     # typed settings first: a wrong value stops here, before a model or a data file is read
@@ -83,7 +84,7 @@ def run(cfg: DictConfig) -> dict:
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in cfg.trainer.get("callbacks") or []]
     callbacks += [instantiate(c) for c in cfg.eval.get("callbacks") or []]  # e.g. eval=toy_curves
-    callbacks += [StepLog(out_dir / "train_log.jsonl"), scoring]
+    callbacks += [Throughput(), StepLog(out_dir / "train_log.jsonl"), scoring]  # Throughput logs first
     if precompute:
         callbacks.append(ReferenceLogps(cfg.speed.reference_cache_dir,
                                         model_key=weights_key(cfg.model.path, model_config)))

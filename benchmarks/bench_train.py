@@ -83,14 +83,17 @@ def file_pairs(path: Path, n: int) -> list[dict]:
     return [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
 
 
-def build_model_dir(name: str, out: Path) -> None:
-    """A Qwen3 model with random weights and its character tokenizer, saved like a real checkpoint."""
+def build_model_dir(name: str | dict, out: Path, dtype: str = "float32") -> None:
+    """A Qwen3 model with random weights and its character tokenizer, saved like a real checkpoint.
+
+    `name` is a key of MODELS or a spec of the same form; `dtype` is the dtype of the saved weights."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
+    from spot.models import DTYPES
     from spot.toy.model import CHARS, CHAT_TEMPLATE, SPECIALS, build_model
 
-    spec = dict(MODELS[name])
+    spec = dict(MODELS[name] if isinstance(name, str) else name)
     vocab_size = spec.pop("vocab", len(SPECIALS) + len(CHARS))
     tokens = SPECIALS + CHARS + [f"<unused{i}>" for i in range(vocab_size - len(SPECIALS) - len(CHARS))]
     core = Tokenizer(models.WordLevel({t: i for i, t in enumerate(tokens)}, unk_token="<unk>"))
@@ -99,7 +102,7 @@ def build_model_dir(name: str, out: Path) -> None:
     tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
     tok.chat_template = CHAT_TEMPLATE
     model = build_model(tok, max_positions=4096, **spec)
-    model.save_pretrained(out)
+    model.to(DTYPES[dtype]).save_pretrained(out)
     tok.save_pretrained(out)
 
 

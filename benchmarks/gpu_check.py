@@ -1,20 +1,25 @@
-"""The GPU check (issue #5): one GPU, under 10 minutes, no network. Writes gpu_check.json to $OUT when set.
+"""The GPU check (issue #12): train.py itself, on one GPU, in a few minutes, with no network and no data files.
 
-    python benchmarks/gpu_check.py                     # Qwen3-0.6B-shaped model (random weights) on one GPU
-    python benchmarks/gpu_check.py --cpu-smoke         # the same code path, tiny model, CPU, ~1 minute
-    pip install --no-index --no-deps benchmarks/wheels/*.whl   # optional, before: TRL 1.16 + accelerate wheels
+    python benchmarks/gpu_check.py               # one GPU: Qwen3-1.7B-shaped model (random weights), bf16, ZeRO-2
+    python benchmarks/gpu_check.py --cpu-smoke   # the same path on CPU with a tiny model, ~1-2 minutes
 
-What it does, in order, each part timed and caught so one failure does not hide the others:
-  1. memory arithmetic for Qwen3-8B on 8 x 80 GB under ZeRO-2 / ZeRO-3 (with and without offload), printed;
-  2. BCO steps of this project's training path (PairDataModule, SPoTModule, ReferenceLogps, Lightning, bf16-mixed)
-     on a Qwen3-architecture model of ~0.6B parameters built from its config (Qwen3-0.6B's shape: 151,936-entry
-     vocabulary), reference log-probs precomputed first; tokens/s and model FLOPs utilisation (MFU);
-  3. the same steps under DeepSpeed ZeRO-3 on this one GPU with a *live* reference, which exercises the sharded
-     reference, the ZeRO-3 branch of the LM head and the gathering of the policy after fit (nothing in the CPU
-     test suite can);
-  4. TRL's DPOTrainer (loss_type bco_pair, bf16, live reference) on the same model and pairs, if trl imports.
-Pairs are synthetic (no data files needed): a prompt, then chosen and rejected answers that share a first part
-and then differ, like rectified pairs.
+It builds a model directory (random weights in bf16, a character tokenizer padded to Qwen's 151,936 entries;
+benchmarks/bench_train.build_model_dir) and synthetic pairs, then runs `python train.py` twice, each in its own
+process and run directory, exactly as a user would:
+
+    python train.py model=hf model.path=<tmp>/model model.dtype=bfloat16 data=rectified_4k \\
+        data.path=<tmp>/pairs.jsonl trainer=deepspeed_zero2 trainer.devices=1 speed.gradient_checkpointing=true \\
+        logger=csv trainer.max_steps=30 ... hydra.run.dir=<tmp>/bco_precomputed
+    ... the same with loss=dpo speed.precompute_reference=false                        (a live reference model)
+
+(--cpu-smoke: trainer=cpu trainer.precision=bf16-mixed instead of the DeepSpeed trainer.) model=hf selects no
+eval suites, so nothing is generated. From each run's train_log.jsonl and metrics.json (spot.throughput's
+train/tokens_per_s and train/peak_mem_gb, logged by train.py) it prints tokens/s, model FLOPs utilisation (MFU:
+6N FLOPs per trained token, plus 2N per token the live reference scores; N = non-embedding + LM-head
+parameters; attention and the checkpointing recompute not counted), peak GPU memory and the loss curve, states
+the targets (MFU >= 40% for BCO, peak memory < 60% of the card) and whether each is met, and writes
+gpu_check.json to $OUT when set. Each run is caught on its own, so one failure does not hide the other.
+Exit status: 1 if a run failed or trained no step, 2 if every run worked but a target was missed, else 0.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import argparse
 import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,12 +36,18 @@ import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import build_model_dir, rss_now_mb  # noqa: E402  (this folder, also when run standalone)
+from bench_train import build_model_dir  # noqa: E402  (this folder, also when run standalone)
 
-QWEN3_06B = dict(hidden_size=1024, num_layers=28, num_heads=16, num_kv_heads=8, intermediate_size=3072,
-                 vocab=151_936)
+ROOT = Path(__file__).resolve().parents[1]
+QWEN3_17B = dict(hidden_size=2048, num_layers=28, num_heads=16, num_kv_heads=8, intermediate_size=6144,
+                 vocab=151_936)  # head_dim = 2048 / 16 = 128, tied embeddings (spot.toy.model.build_model)
 TINY = dict(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=128, vocab=151_936)
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "H800": 989e12, "A100": 312e12, "L40S": 362e12}  # dense, per GPU
+TARGETS = {"mfu": 0.40, "peak_mem_fraction": 0.60}  # MFU for the BCO run; memory for every run
+RUNS = {  # name: train.py overrides (BCO with the reference log-probs precomputed is train.py's default)
+    "bco_precomputed": ["loss=bco", "speed.precompute_reference=true"],
+    "dpo_live_reference": ["loss=dpo", "speed.precompute_reference=false"],
+}
 
 
 def memory_arithmetic(params: float = 8.19e9, gpus: int = 8, gpu_gb: float = 80.0) -> list[dict]:
@@ -74,151 +86,82 @@ def synthetic_pairs(n: int, length: int, seed: int = 0) -> list[dict]:
     return pairs
 
 
-def pair_tokens(model_dir: Path, pairs: list[dict]) -> float:
-    """Mean tokens per pair, both sequences with their prompt, as this project encodes them."""
-    from spot.chat import ChatFormat
-    from spot.data import encode
-    from spot.models import load_tokenizer
-
-    chat = ChatFormat(load_tokenizer(str(model_dir)))
-    return sum(len(encode(chat, p["prompt"], p[k], 8192, 4096)[0]) for p in pairs for k in ("chosen", "rejected")
-               ) / len(pairs)
+def flops_params(cfg: dict) -> int:
+    """N: the parameters a token's matmuls touch, non-embedding + LM head (tied or not, the head is a matmul)."""
+    h, heads, kv = cfg["hidden_size"], cfg["num_heads"], cfg["num_kv_heads"]
+    head_dim = h // heads
+    attn = h * head_dim * (2 * heads + 2 * kv)  # q and o: heads x head_dim; k and v: kv heads x head_dim
+    return cfg["num_layers"] * (attn + 3 * h * cfg["intermediate_size"]) + h * cfg["vocab"]
 
 
-def model_flops_per_token(cfg: dict, seq: int) -> float:
-    """Training FLOPs per token: 6 x (non-embedding + LM head) parameters + attention (PaLM appendix B)."""
-    h, layers, inter, vocab = cfg["hidden_size"], cfg["num_layers"], cfg["intermediate_size"], cfg["vocab"]
-    head_dim = h // cfg["num_heads"]
-    attn_params = h * head_dim * (2 * cfg["num_heads"] + 2 * cfg["num_kv_heads"])
-    params = layers * (attn_params + 3 * h * inter) + h * vocab
-    return 6 * params + 12 * layers * h * seq
+def device_info() -> dict:
+    """The GPU's name, memory and bf16 peak, asked in a throwaway process so this one holds no CUDA context."""
+    probe = ("import json, torch; ok = torch.cuda.is_available(); p = torch.cuda.get_device_properties(0) if ok "
+             "else None; print(json.dumps({'name': p.name if ok else 'cpu', 'total_memory': p.total_memory if ok "
+             "else None}))")
+    info = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                                     timeout=120).stdout.strip().splitlines()[-1])
+    info["peak_bf16_flops"] = next((v for k, v in PEAK_BF16.items() if k in info["name"]), None)
+    return info
 
 
-def run_spot(model_dir: Path, pairs_path: Path, args, device: str, deepspeed: bool = False) -> dict:
-    """BCO through this project's path; with `deepspeed`, ZeRO-3 on one GPU and a live (sharded) reference,
-    scored and saved through train.py's RunScoring (which gathers the ZeRO-3 policy first)."""
-    import lightning as L
+def train_command(name: str, model_dir: Path, pairs: Path, tmp: Path, args) -> list[str]:
+    """`python train.py ...` for one run; the trainer, precision and sizes are the only difference CPU/GPU."""
+    hardware = (["trainer=cpu", "trainer.precision=bf16-mixed"] if args.cpu_smoke
+                else ["trainer=deepspeed_zero2", "trainer.devices=1"])  # deepspeed_zero2: precision bf16-mixed
+    return [sys.executable, str(ROOT / "train.py"), "model=hf", f"model.path={model_dir}", "model.dtype=bfloat16",
+            "data=rectified_4k", f"data.path={pairs}", f"data.batch_size={args.batch}", *hardware, *RUNS[name],
+            f"trainer.accumulate_grad_batches={args.accumulate}", f"trainer.max_steps={args.steps}",
+            "trainer.max_epochs=1", "trainer.log_every_n_steps=1", "trainer.callbacks=[]",  # no checkpoints
+            "speed.gradient_checkpointing=true", f"speed.reference_cache_dir={tmp / 'ref_cache'}",
+            f"optim.lr={args.lr}", "logger=csv", "save_policy=false", "eval.cache_base=false",
+            f"hydra.run.dir={tmp / name}"]
 
-    from spot import losses
-    from spot.answers import Verdict
-    from spot.chat import ChatFormat
-    from spot.data import PairDataModule
-    from spot.evaluate.suites import Suite
-    from spot.generation import Sampling
-    from spot.models import load_model, load_tokenizer
-    from spot.module import OptimConfig, SPoTModule
-    from spot.refcache import ReferenceLogps
-    from spot.training import RunScoring
 
-    tok, dtype = load_tokenizer(str(model_dir)), "float32"
-    module = SPoTModule(load_model(str(model_dir), dtype), losses.Objective(losses.bco, beta=0.1),
-                        reference=load_model(str(model_dir), dtype) if deepspeed else None,
-                        reward_shift=losses.RewardShift(), optim=OptimConfig(lr=1e-6),
-                        precomputed_reference=not deepspeed)
-    if args.gradient_checkpointing:
-        module.policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    dm = PairDataModule(str(pairs_path), ChatFormat(tok), pairs=True, batch_size=args.batch, max_length=8192,
-                        max_prompt_length=4096, layout=args.layout)
-    stamps: list[tuple[float, int]] = []
+def read_run(run_dir: Path) -> dict:
+    """Steps, the last logged rates, memory and the loss curve of one finished run, from its own files."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    log = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    train = metrics.get("train", {})
+    return {"steps": metrics.get("steps", 0), "tokens": train.get("train/tokens"),
+            "tokens_per_s": train.get("train/tokens_per_s"), "peak_mem_gb": train.get("train/peak_mem_gb"),
+            "fit_seconds": metrics.get("seconds", {}).get("fit"),
+            "loss_curve": [[row["step"], round(row["train/loss"], 5)] for row in log if "train/loss" in row]}
 
-    class Timer(L.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            if device == "cuda":
-                import torch
 
-                torch.cuda.synchronize()
-            stamps.append((time.perf_counter(), int(batch["input_ids"].numel())))
-
-    strategy = "auto"
-    if deepspeed:
-        from lightning.pytorch.strategies import DeepSpeedStrategy
-
-        strategy = DeepSpeedStrategy(stage=3, logging_batch_size_per_gpu=args.batch)
-    refs = ReferenceLogps(None)
-    callbacks = [Timer(), refs]
-    scoring = None
-    if deepspeed:  # a 4-problem suite: enough to show the gathered policy generates, and is saved whole
-        problems = [json.loads(line)["prompt"] for line in pairs_path.read_text().splitlines()[:4]]
-        suite = Suite("gpu_check", "in_domain", problems, ["-"] * len(problems), lambda c, a: Verdict(False, None),
-                      max_new_tokens=8)
-        save_dir = Path(tempfile.mkdtemp()) / "policy"
-        scoring = RunScoring(ChatFormat(tok), [suite], Sampling(max_new_tokens=8, batch_size=4), save_dir=save_dir,
-                             progress=False)
-        callbacks.append(scoring)
-    trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, strategy=strategy,
-                        precision="bf16-mixed" if device == "cuda" else "32-true", max_steps=args.steps,
-                        gradient_clip_val=1.0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-                        callbacks=callbacks)
-    trainer.fit(module, dm)
-    out = {"stamps": stamps, "ref_pass_s": refs.report.get("train", {}).get("seconds")}
-    if scoring is not None:  # RunScoring gathered the ZeRO-3 policy, scored it and saved it (train.py's path)
-        out["consolidated_params"] = sum(p.numel() for p in module.policy.parameters())
-        out["scored_completions"] = len(scoring.records or [])
-        out["saved_policy"] = sorted(p.name for p in scoring.save_dir.glob("*.safetensors"))
+def run_train(name: str, model_dir: Path, pairs: Path, tmp: Path, args, device: dict, n_params: int) -> dict:
+    """One train.py process; its figures against the targets, or its error and the tail of its output."""
+    cmd = train_command(name, model_dir, pairs, tmp, args)
+    print("$ python train.py", " ".join(cmd[2:]), flush=True)
+    # this checkout's spot first, whichever one is installed: the check is of the train.py next to it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=args.timeout)
+    (tmp / f"{name}.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(f"train.py exited {proc.returncode}:\n" + "\n".join(proc.stderr.splitlines()[-15:]))
+    out = {"wall_seconds": round(time.perf_counter() - t0, 1), **read_run(tmp / name)}
+    if not out["steps"] or not out["tokens_per_s"]:
+        raise RuntimeError(f"train.py trained {out['steps']} steps, tokens/s {out['tokens_per_s']}")
+    live_reference = "speed.precompute_reference=false" in RUNS[name]
+    flops_per_token = (6 + 2 * live_reference) * n_params
+    if device["peak_bf16_flops"]:
+        out["mfu"] = round(out["tokens_per_s"] * flops_per_token / device["peak_bf16_flops"], 4)
+    if device["total_memory"] and out["peak_mem_gb"] is not None:
+        out["peak_mem_fraction"] = round(out["peak_mem_gb"] * 1e9 / device["total_memory"], 4)
+    out["targets"] = targets_met(name, out)
     return out
 
 
-def run_trl(model_dir: Path, pairs_path: Path, args, device: str) -> dict:
-    """TRL's DPOTrainer, bco_pair, bf16 on GPU, live reference, no gradient checkpointing unless asked."""
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, TrainerCallback
-    from trl import DPOConfig, DPOTrainer
-
-    from spot.chat import ChatFormat
-    from spot.models import load_tokenizer
-
-    tok = load_tokenizer(str(model_dir))
-    rows = [json.loads(line) for line in pairs_path.read_text().splitlines()]
-    data = Dataset.from_list([{**r, "prompt": ChatFormat(tok).prompt_text(r["prompt"])} for r in rows])
-    stamps: list[tuple[float, int]] = []
-
-    class Timer(TrainerCallback):
-        def on_step_end(self, a, state, control, **kw):
-            if device == "cuda":
-                import torch
-
-                torch.cuda.synchronize()
-            stamps.append((time.perf_counter(), 0))
-
-    with tempfile.TemporaryDirectory() as out:
-        config = DPOConfig(output_dir=out, per_device_train_batch_size=args.batch, max_steps=args.steps,
-                           learning_rate=1e-6, loss_type=["bco_pair"], beta=0.1, max_length=None,
-                           bf16=device == "cuda", gradient_checkpointing=args.gradient_checkpointing,
-                           use_cpu=device != "cuda", save_strategy="no", report_to="none", logging_steps=1,
-                           disable_tqdm=True, train_sampling_strategy="sequential")
-        trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(str(model_dir)),
-                             ref_model=AutoModelForCausalLM.from_pretrained(str(model_dir)), args=config,
-                             train_dataset=data, processing_class=tok, callbacks=[Timer()])
-        trainer.train()
-    return {"stamps": stamps}
-
-
-def throughput(stamps: list[tuple[float, int]], batch: int, tokens_per_pair: float, flops_per_token: float,
-               peak: float | None) -> dict:
-    """Steady-state rates from the step timestamps (the first step, with its warm-up, left out)."""
-    if len(stamps) < 3:
-        return {"error": f"only {len(stamps)} steps"}
-    seconds = stamps[-1][0] - stamps[0][0]
-    steps = len(stamps) - 1
-    pairs_s = steps * batch / seconds
-    tokens_s = pairs_s * tokens_per_pair
-    out = {"steps_timed": steps, "pairs_per_s": round(pairs_s, 3), "tokens_per_s": round(tokens_s)}
-    positions = [n for _, n in stamps[1:] if n]
-    if positions:  # positions actually computed (the shared layout computes fewer than the logical tokens)
-        out["positions_per_s"] = round(sum(positions) / seconds)
-    if peak:
-        out["mfu"] = round(tokens_s * flops_per_token / peak, 4)
-    return out
-
-
-def device_info() -> tuple[str, float | None]:
-    import torch
-
-    if not torch.cuda.is_available():
-        return "cpu", None
-    name = torch.cuda.get_device_name(0)
-    return "cuda", next((v for k, v in PEAK_BF16.items() if k in name), None)
+def targets_met(name: str, out: dict) -> dict:
+    """{target: met?} for what this run has figures for (none on CPU)."""
+    met = {}
+    if name.startswith("bco") and "mfu" in out:
+        met[f"mfu >= {TARGETS['mfu']:.0%}"] = out["mfu"] >= TARGETS["mfu"]
+    if "peak_mem_fraction" in out:
+        met[f"peak memory < {TARGETS['peak_mem_fraction']:.0%} of the card"] = (
+            out["peak_mem_fraction"] < TARGETS["peak_mem_fraction"])
+    return met
 
 
 def section(results: dict, name: str, fn) -> None:
@@ -227,60 +170,76 @@ def section(results: dict, name: str, fn) -> None:
     try:
         results[name] = fn()
     except Exception as e:  # noqa: BLE001 - a failed part is reported, the others still run
-        results[name] = {"error": f"{type(e).__name__}: {e}"[:500],
-                         "traceback": traceback.format_exc().splitlines()[-8:]}
+        results[name] = {"error": f"{type(e).__name__}: {e}"[-2000:],
+                         "traceback": traceback.format_exc().splitlines()[-4:]}
     results[name + "_seconds"] = round(time.perf_counter() - t0, 1)
-    print(f"== {name} ({results[name + '_seconds']} s)\n{json.dumps(results[name], indent=1)[:3000]}", flush=True)
+    if "error" in (results[name] if isinstance(results[name], dict) else {}):
+        print(f"== {name} FAILED ({results[name + '_seconds']} s)\n{results[name]['error']}", flush=True)
+    else:
+        print(f"== {name} ({results[name + '_seconds']} s)", flush=True)
+
+
+def report(results: dict) -> None:
+    """A table of the runs, their loss curves, and the targets."""
+    print(f"\n{'run':<20} {'steps':>5} {'tokens/s':>10} {'MFU':>7} {'peak GB':>8} {'% card':>7} {'wall s':>7}")
+    for name in RUNS:
+        r = results.get(name, {})
+        if "error" in r or not r:
+            print(f"{name:<20} FAILED")
+            continue
+        mfu, frac = (f"{r[k]:.1%}" if k in r else "-" for k in ("mfu", "peak_mem_fraction"))
+        mem = f"{r['peak_mem_gb']:.1f}" if r.get("peak_mem_gb") is not None else "-"
+        print(f"{name:<20} {r['steps']:>5} {r['tokens_per_s']:>10.0f} {mfu:>7} {mem:>8} {frac:>7} "
+              f"{r['wall_seconds']:>7}")
+    for name in RUNS:
+        curve = results.get(name, {}).get("loss_curve")
+        if curve:
+            print(f"loss {name}: " + " ".join(f"{s}:{v:.4f}" for s, v in curve))
+    print(f"targets: MFU >= {TARGETS['mfu']:.0%} (BCO), peak memory < {TARGETS['peak_mem_fraction']:.0%} of the card"
+          + ("" if results["device"]["total_memory"] else " (not measured on CPU)"))
+    for name in RUNS:
+        for target, met in results.get(name, {}).get("targets", {}).items():
+            print(f"  {name}: {target}: {'met' if met else 'NOT MET'}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cpu-smoke", action="store_true", help="tiny model on CPU: checks the code path only")
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--batch", type=int, default=4, help="pairs per step")
+    ap.add_argument("--steps", type=int, default=30, help="optimizer steps per run (trainer.max_steps)")
+    ap.add_argument("--batch", type=int, default=4, help="pairs per micro batch (data.batch_size)")
+    ap.add_argument("--accumulate", type=int, default=2, help="micro batches per step (deepspeed_zero2's 2)")
     ap.add_argument("--length", type=int, default=2048, help="characters (= tokens) per answer, roughly")
-    ap.add_argument("--layout", default="shared", choices=["padded", "packed", "shared"])
-    ap.add_argument("--gradient-checkpointing", action="store_true")
-    ap.add_argument("--skip", default="", help="comma-separated parts to skip: spot, zero3, trl")
+    ap.add_argument("--lr", type=float, default=1e-5)
+    ap.add_argument("--timeout", type=int, default=300, help="seconds per train.py run")
+    ap.add_argument("--keep", type=Path, help="keep the model, pairs and run directories here")
     args = ap.parse_args()
     if args.cpu_smoke:
-        args.steps, args.batch, args.length = min(args.steps, 3), 2, min(args.length, 64)
-    device, peak = device_info()
-    if device == "cpu" and not args.cpu_smoke:
+        args.steps, args.batch, args.accumulate, args.length = min(args.steps, 6), 2, 1, min(args.length, 128)
+    # the smoke trains on the CPU even where a GPU is visible: no GPU figures, no targets
+    device = {"name": "cpu", "total_memory": None, "peak_bf16_flops": None} if args.cpu_smoke else device_info()
+    if device["total_memory"] is None and not args.cpu_smoke:
         sys.exit("error: no GPU visible; run with --cpu-smoke to check the code path on CPU")
-    import torch
-
-    cfg = TINY if args.cpu_smoke else QWEN3_06B
-    results: dict = {"device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu", "args": vars(args),
-                     "peak_bf16_flops": peak, "model": cfg}
+    cfg = TINY if args.cpu_smoke else QWEN3_17B
+    results: dict = {"device": device, "args": {k: str(v) for k, v in vars(args).items()}, "model": cfg,
+                     "flops_params": flops_params(cfg), "targets": TARGETS}
     section(results, "memory_qwen3_8b_8x80gb", memory_arithmetic)
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir, pairs_path = Path(tmp) / "model", Path(tmp) / "pairs.jsonl"
-        import bench_train
-
-        bench_train.MODELS["gpu-check"] = cfg
-        build_model_dir("gpu-check", model_dir)
-        pairs = synthetic_pairs(args.steps * args.batch, args.length)
-        pairs_path.write_text("".join(json.dumps(p) + "\n" for p in pairs))
-        tokens_per_pair = pair_tokens(model_dir, pairs)
-        flops = model_flops_per_token(cfg, int(tokens_per_pair / 2))
-        results["tokens_per_pair"], results["flops_per_token"] = tokens_per_pair, flops
-        rate = lambda run: {**throughput(run["stamps"], args.batch, tokens_per_pair, flops, peak),
-                            **{k: v for k, v in run.items() if k != "stamps"}}
-        skip = set(args.skip.split(","))
-        if "spot" not in skip:
-            section(results, "spot_bco_precomputed", lambda: rate(run_spot(model_dir, pairs_path, args, device)))
-        if "zero3" not in skip and device == "cuda":
-            section(results, "spot_bco_zero3_live_reference",
-                    lambda: rate(run_spot(model_dir, pairs_path, args, device, deepspeed=True)))
-        if "trl" not in skip:
-            section(results, "trl_bco_pair", lambda: rate(run_trl(model_dir, pairs_path, args, device)))
-    if device == "cuda":
-        results["max_memory_allocated_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 2)
-    results["rss_mb"] = round(rss_now_mb())
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or Path(scratch)
+        tmp.mkdir(parents=True, exist_ok=True)
+        model_dir, pairs = tmp / "model", tmp / "pairs.jsonl"
+        section(results, "model_dir", lambda: build_model_dir(cfg, model_dir, dtype="bfloat16"))
+        pairs.write_text("".join(json.dumps(p) + "\n" for p in synthetic_pairs(
+            args.steps * args.batch * args.accumulate, args.length)))
+        for name in RUNS:
+            section(results, name, lambda name=name: run_train(name, model_dir, pairs, tmp, args, device,
+                                                               results["flops_params"]))
+    report(results)
     if os.environ.get("OUT"):
         Path(os.environ["OUT"], "gpu_check.json").write_text(json.dumps(results, indent=1))
-    print(json.dumps({k: v for k, v in results.items() if not isinstance(v, dict)}, indent=1))
+    if any("error" in results[name] for name in RUNS):
+        sys.exit(1)
+    if not all(met for name in RUNS for met in results[name]["targets"].values()):
+        sys.exit(2)
 
 
 if __name__ == "__main__":
