@@ -1,7 +1,8 @@
 """What `model=` names for evaluation: a Hugging Face id or directory, a train.py run, or a Lightning .ckpt.
 
     Qwen/Qwen3-8B, assets/toy-base        loaded as they are
-    outputs/<date>/<time>_bco             a train.py run: its policy/ (save_pretrained), else checkpoints/last.ckpt
+    outputs/<date>/<time>_bco             a train.py run: its policy/ (save_pretrained), else its LoRA adapter/
+                                          on top of its base (model.lora.merge=false), else checkpoints/last.ckpt
     .../checkpoints/epoch=1-step=4.ckpt   state_dict keys `policy.*` on top of the base model that the run's
                                           .hydra/config.yaml names (model.path), or on top of `base=` when given
 
@@ -35,6 +36,7 @@ class ModelSource:
     dtype: str | None = None  # the run's model.dtype
     run_dir: str | None = None
     chat: dict | None = None  # the run's prompt format: {"enable_thinking", "problem_template"} it trained with
+    adapter: str | None = None  # a peft adapter directory merged into `weights` on load
 
 
 def run_config(run_dir: Path) -> dict:
@@ -82,6 +84,9 @@ def resolve_source(spec: str, base: str | None = None) -> ModelSource:
         run_base = base or cfg.get("path")
         if (p / "policy" / "config.json").exists():
             return ModelSource(spec, "run", str(p / "policy"), None, run_base, cfg.get("dtype"), str(p), chat_of(cfg))
+        if (p / "adapter" / "adapter_config.json").exists() and run_base:
+            return ModelSource(spec, "adapter", run_base, None, run_base, cfg.get("dtype"), str(p), chat_of(cfg),
+                               adapter=str(p / "adapter"))
         ckpt = latest_ckpt(p)
         if ckpt is None:
             raise CheckpointError(f"model={spec}: this train.py run has neither policy/ nor checkpoints/*.ckpt "
@@ -154,4 +159,8 @@ def load_for_eval(source: ModelSource, dtype: str = "auto"):
         raise CheckpointError(str(e)) from None
     if source.ckpt:
         apply_checkpoint(model, source.ckpt, source.weights)
+    if source.adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, source.adapter).merge_and_unload()
     return model.eval(), tokenizer

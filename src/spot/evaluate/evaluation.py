@@ -58,7 +58,7 @@ def score_source(source: ModelSource, engine: EngineSpec, chat: ChatFormat, suit
     for the others (a Lightning checkpoint is first written out as a model directory under `scratch`)."""
     if not engine.loads_from_disk:
         model = in_memory(source)
-    elif source.ckpt:
+    elif source.ckpt or source.adapter:  # written out whole for an engine that reads a model directory
         loaded, tokenizer = load_for_eval(source, plan.dtype)
         loaded.save_pretrained(scratch)
         tokenizer.save_pretrained(scratch)
