@@ -75,6 +75,7 @@ class SPoTModule(L.LightningModule):
         """Policy (and reference) log-probs; with pairs the batch holds B chosen then B rejected sequences."""
         batch = dict(batch)
         ref = batch.pop("ref_logps", None)  # (N,) precomputed reference log-probs, when attached
+        batch.pop("index", None)  # (B,) which examples these are (spot.data): not a model input
         logp, n_tok = sequence_logps(self.policy, **batch)  # (N,), (N,)
         b = logp.shape[0] // 2 if self.needs_pairs else logp.shape[0]
         if not self.needs_reference:
