@@ -83,3 +83,44 @@ def test_epoch_order_depends_on_seed_and_epoch_only(toy_files, micro_model_dir):
     assert list(a) == list(b)
     b.set_epoch(0)
     assert list(a) != list(b)
+
+
+def rank_batches(dm, world: int, epoch: int) -> list[list[list[int]]]:
+    """[rank][step] -> the examples of that rank's batch, through the real DataLoader and collate."""
+    from types import SimpleNamespace
+
+    out = []
+    for rank in range(world):
+        dm.trainer = SimpleNamespace(world_size=world, global_rank=rank)
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(epoch)  # what Lightning calls before every epoch
+        out.append([b["index"].tolist() for b in loader])
+        assert len(loader) == len(out[-1])  # Lightning's progress and the LR schedule count on __len__
+    return out
+
+
+@pytest.mark.parametrize("n, group_by_length", [(32, False), (29, False), (261, True), (25, False)])
+def test_two_ranks_share_the_global_batches_of_one_process(tmp_path, micro_model_dir, n, group_by_length):
+    """Rank r takes every 2nd example of each global batch of 2 x 4: step k of the two ranks is step k of one
+    process with batches of 8, each example once an epoch. 29 = 3 x 8 + 5: the last shards are 3 and 2;
+    25 = 3 x 8 + 1: one rank would have no last batch, so that example is skipped that epoch. By length: 261 rows
+    fill more than one window of 32 global batches, which must be the one process's windows."""
+    from conftest import write_toy_files
+
+    from spot.models import load_tokenizer
+
+    path = write_toy_files(tmp_path, n=n)["pairs"]
+    chat = ChatFormat(load_tokenizer(micro_model_dir))
+    one = PairDataModule(str(path), chat, pairs=True, batch_size=8, group_by_length=group_by_length, layout="padded")
+    two = PairDataModule(str(path), chat, pairs=True, batch_size=4, group_by_length=group_by_length, layout="padded")
+    one.setup()
+    two.setup()
+    orders = []
+    for epoch in (0, 1):
+        (single,), (r0, r1) = rank_batches(one, 1, epoch), rank_batches(two, 2, epoch)
+        assert len(r0) == len(r1)  # else one rank waits forever at the gradient all-reduce
+        assert [sorted(a + b) for a, b in zip(r0, r1)] == [sorted(s) for s in single][: len(r0)]
+        seen = [i for batch in r0 + r1 for i in batch]
+        assert len(seen) == len(set(seen)) == (n - 1 if n == 25 else n)
+        orders.append(seen)
+    assert orders[0] != orders[1]

@@ -19,7 +19,9 @@ def first_batch(micro_model_dir, path, layout, pairs=True, batch_size=4):
     dm = PairDataModule(str(path), ChatFormat(load_tokenizer(micro_model_dir)), pairs=pairs, batch_size=batch_size,
                         layout=layout)
     dm.setup()
-    return next(iter(dm.train_dataloader()))
+    batch = next(iter(dm.train_dataloader()))
+    batch.pop("index")  # which examples: the module drops it, sequence_logps takes model inputs only
+    return batch
 
 
 def logps_and_grads(model, batch):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from spot.chat import ChatFormat
 from spot.errors import DataError, check, check_type
@@ -91,6 +91,7 @@ class LengthGroupedShuffle(EpochShuffle):
     length and padding shrinks; batches still mix the whole data set across windows and epochs.
 
     Like EpochShuffle the order depends on (seed, epoch) alone, so a resumed run sees the same batches.
+    `batch_size` is the global batch (all ranks together), so N ranks get the windows one process would.
     """
 
     def __init__(self, lengths: list[int], batch_size: int, seed: int, group: int = 32):
@@ -103,8 +104,49 @@ class LengthGroupedShuffle(EpochShuffle):
         return iter([i for w in windows for i in sorted(w, key=lambda i: -self.lengths[i])])
 
 
+class RankShard(DistributedSampler):
+    """This rank's share of every global batch of an epoch's order (EpochShuffle or LengthGroupedShuffle).
+
+    The order is cut into global batches of `batch_size * num_replicas` examples, and rank r takes every
+    N-th example of each, r first: the N ranks' batches of step k together are exactly step k's batch of one
+    process with a batch of `batch_size * N`, whatever N is, and every example is seen once an epoch. A last
+    global batch shorter than N would leave a rank without a batch (and the others waiting for it at the
+    gradient all-reduce): its examples are skipped that epoch, with a warning. A last global batch of m >= N
+    examples gives ranks m // N or m // N + 1; the gradient all-reduce then weighs ranks, not examples, alike.
+
+    A DistributedSampler, so that Lightning keeps it (it wraps any other sampler in a DistributedSamplerWrapper,
+    which pads the data to a multiple of N by repeating examples) and calls its `set_epoch`.
+    """
+
+    def __init__(self, order: EpochShuffle, batch_size: int, num_replicas: int = 1, rank: int = 0):
+        super().__init__(range(len(order)), num_replicas=num_replicas, rank=rank, shuffle=False)
+        self.order, self.batch_size = order, batch_size
+        self.global_batch = batch_size * num_replicas
+        tail = len(order) % self.global_batch
+        self.skipped = tail if tail < num_replicas else 0
+        if self.skipped and rank == 0:
+            log.warning("%d examples of %d are skipped each epoch: the last global batch would leave ranks "
+                        "without examples (change data.batch_size or the number of devices)",
+                        self.skipped, len(order))
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.order.set_epoch(epoch)
+
+    def __iter__(self):
+        order = list(self.order)[: len(self.order) - self.skipped]
+        for start in range(0, len(order), self.global_batch):
+            yield from order[start : start + self.global_batch][self.rank :: self.num_replicas]
+
+    def __len__(self) -> int:
+        n = len(self.order) - self.skipped
+        full, tail = divmod(n, self.global_batch)
+        return full * self.batch_size + len(range(self.rank, tail, self.num_replicas))
+
+
 class _WithReference(torch.utils.data.Dataset):
-    """Examples with their precomputed reference log-probs (one per sequence), or None when there are none."""
+    """(index, example, its precomputed reference log-probs or None): the index goes into the batch, so that
+    what a rank trained on can be checked."""
 
     def __init__(self, examples: list, ref_logps: torch.Tensor | None):
         self.examples, self.ref_logps = examples, ref_logps
@@ -113,7 +155,7 @@ class _WithReference(torch.utils.data.Dataset):
         return len(self.examples)
 
     def __getitem__(self, i: int):
-        return self.examples[i], None if self.ref_logps is None else self.ref_logps[i]
+        return i, self.examples[i], None if self.ref_logps is None else self.ref_logps[i]
 
 
 class PairDataModule(L.LightningDataModule):
@@ -123,7 +165,9 @@ class PairDataModule(L.LightningDataModule):
     runs both through the model in one forward. `layout` (padded, packed, shared; spot.speed.layout) decides how
     they are laid out in rows, `group_by_length` batches examples of similar length together. Once
     `attach_reference` has been given precomputed reference log-probs (spot.refcache), every batch carries them
-    as `ref_logps` (2B,), in the same chosen-then-rejected order.
+    as `ref_logps` (2B,), in the same chosen-then-rejected order, and every batch carries `index` (B,), the
+    examples' positions in their split. `batch_size` is per rank: N ranks train on global batches of
+    N x batch_size, split between them by RankShard.
     """
 
     def __init__(self, path: str, chat: ChatFormat, pairs: bool, batch_size: int = 8, max_length: int = 512,
@@ -176,23 +220,29 @@ class PairDataModule(L.LightningDataModule):
             raise ValueError(f"{split}: {ref_logps.shape[0]} reference rows for {len(examples)} examples")
         self.ref_logps[split] = ref_logps
 
-    def _collate(self, batch: list[tuple[list[tuple[list[int], int]], torch.Tensor | None]]) -> dict:
-        examples = [ex for ex, _ in batch]
+    def _collate(self, batch: list[tuple[int, list[tuple[list[int], int]], torch.Tensor | None]]) -> dict:
+        examples = [ex for _, ex, _ in batch]
         if self.layout == "padded":
             # chosen of every example first, then rejected: the module splits the forward at B
             flat = [ex[k] for k in range(len(examples[0])) for ex in examples]
             out = collate(flat, self.tokenizer.pad_token_id)
         else:
             out = layout_batch(examples, self.tokenizer.pad_token_id, self.layout)
-        if batch[0][1] is not None:
-            out["ref_logps"] = torch.stack([ref for _, ref in batch]).t().flatten()  # (2B,) chosen, then rejected
+        out["index"] = torch.tensor([i for i, _, _ in batch])  # (B,) positions in the split; not a model input
+        if batch[0][2] is not None:
+            out["ref_logps"] = torch.stack([ref for _, _, ref in batch]).t().flatten()  # (2B,) chosen, then rejected
         return out
 
-    def _sampler(self) -> Sampler[int]:
+    def _sampler(self) -> RankShard:
+        """Every rank's share of the same global batches (RankShard); one process is the case N = 1."""
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         if not self.group_by_length:
-            return EpochShuffle(len(self.train_set), self.seed)
-        lengths = [sum(len(ids) for ids, _ in ex) for ex in self.train_set]
-        return LengthGroupedShuffle(lengths, self.batch_size, self.seed)
+            order = EpochShuffle(len(self.train_set), self.seed)
+        else:
+            lengths = [sum(len(ids) for ids, _ in ex) for ex in self.train_set]
+            order = LengthGroupedShuffle(lengths, self.batch_size * world, self.seed)
+        return RankShard(order, self.batch_size, num_replicas=world, rank=rank)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_WithReference(self.train_set, self.ref_logps["train"]), batch_size=self.batch_size,

@@ -84,6 +84,7 @@ class SPoTModule(L.LightningModule):
         """Policy (and reference) log-probs; with pairs the batch holds B chosen then B rejected sequences."""
         batch = dict(batch)
         ref = batch.pop("ref_logps", None)  # (N,) precomputed reference log-probs, when attached
+        batch.pop("index", None)  # (B,) which examples these are (spot.data): not a model input
         logp, n_tok = sequence_logps(self.policy, **batch)  # (N,), (N,)
         b = logp.shape[0] // 2 if self.needs_pairs else logp.shape[0]
         if not self.needs_reference:
@@ -155,8 +156,10 @@ class SPoTModule(L.LightningModule):
             metrics[f"{stage}/kl"] = log_ratio.mean()
         if shift is not None:
             metrics[f"{stage}/reward_shift"] = shift
+        # sync_dist on steps too: under N processes a step's metrics are those of its global batch (the mean of
+        # the ranks' means), not rank 0's share; a few scalars, beside the gradient all-reduce
         self.log_dict(metrics, on_step=on_step, on_epoch=not on_step, prog_bar=False,
-                      batch_size=lp.chosen.shape[0], sync_dist=not on_step)
+                      batch_size=lp.chosen.shape[0], sync_dist=True)
         self.log(f"{stage}/loss_bar", loss.detach(), prog_bar=True, logger=False,
                  batch_size=lp.chosen.shape[0])
 
