@@ -66,11 +66,14 @@ def segment_attention(module, query: torch.Tensor, key: torch.Tensor, value: tor
 
 @functools.cache
 def _flash_varlen():
+    """flash_attn_varlen_func, or None: not installed, or older than 2.1 (its causal mask was top-left then)."""
     try:
+        import flash_attn
         from flash_attn import flash_attn_varlen_func
     except ImportError:
         return None
-    return flash_attn_varlen_func
+    major, minor = (int(x) for x in flash_attn.__version__.split(".")[:2])
+    return flash_attn_varlen_func if (major, minor) >= (2, 1) else None
 
 
 def flash_varlen(q, k, v, cu_q, cu_k, max_q, max_k, causal, scale, dropout):
