@@ -192,8 +192,8 @@ def lora_runs(world) -> dict[str, Path]:
     train(world["dir"], *world["common"], *LORA, *suite, "trainer.max_epochs=2", "model.save_top_k=-1",
           f"hydra.run.dir={runs['full']}")
     (first,) = (runs["full"] / "checkpoints").glob("epoch=0-*.ckpt")
-    train(world["dir"], *world["common"], *LORA, "trainer.max_epochs=2", "save_policy=false", f"ckpt_path='{first}'",  # Hydra: quote a value with '='
-          f"hydra.run.dir={runs['resumed']}")
+    train(world["dir"], *world["common"], *LORA, "trainer.max_epochs=2", "save_policy=false",
+          f"ckpt_path='{first}'", f"hydra.run.dir={runs['resumed']}")  # Hydra: a value with '=' is quoted
     return runs
 
 

@@ -133,5 +133,5 @@ def test_a_batch_without_reference_log_probs_is_an_error_not_a_fallback(micro_mo
     dm.setup()
     with pytest.raises(RuntimeError, match="carries no ref_logps"):
         module.forward_logps(next(iter(dm.train_dataloader())))
-    with pytest.raises(ValueError, match="needs a reference model, precomputed reference log-probs or a policy with adapters"):
+    with pytest.raises(ValueError, match="needs a reference model, precomputed reference log-probs or a policy"):
         SPoTModule(load_model(micro_model_dir), losses.Objective(losses.dpo, beta=0.1))
