@@ -105,10 +105,12 @@ def run(cfg: DictConfig) -> dict:
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
+    from spot.cli import one_job_per_launch
     from spot.errors import UserError, exit_with
 
     try:
-        metrics = run(cfg)
+        with one_job_per_launch():  # under -m, a DDP/DeepSpeed rank re-runs this job, not the sweep
+            metrics = run(cfg)
     except UserError as e:
         exit_with(e)
     return (metrics.get("trained") or {}).get("groups", {}).get("in_domain")

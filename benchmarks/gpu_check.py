@@ -47,7 +47,12 @@ TARGETS = {"mfu": 0.40, "peak_mem_fraction": 0.60}  # MFU for the BCO run; memor
 RUNS = {  # name: train.py overrides (BCO with the reference log-probs precomputed is train.py's default)
     "bco_precomputed": ["loss=bco", "speed.precompute_reference=true"],
     "dpo_live_reference": ["loss=dpo", "speed.precompute_reference=false"],
+    # ZeRO-3: the live reference sharded for inference, the policy gathered after fit and written by
+    # save_pretrained in bf16 shards of 1 GB (4 for this model); a third of the steps
+    "bco_zero3_save": ["loss=bco", "speed.precompute_reference=false", "save_policy=true",
+                       "model.max_shard_size=1GB"],
 }
+GPU_TRAINER = {"bco_zero3_save": "deepspeed_zero3"}  # the others: deepspeed_zero2
 
 
 def memory_arithmetic(params: float = 8.19e9, gpus: int = 8, gpu_gb: float = 80.0) -> list[dict]:
@@ -107,15 +112,16 @@ def device_info() -> dict:
 
 def train_command(name: str, model_dir: Path, pairs: Path, tmp: Path, args) -> list[str]:
     """`python train.py ...` for one run; the trainer, precision and sizes are the only difference CPU/GPU."""
-    hardware = (["trainer=cpu", "trainer.precision=bf16-mixed"] if args.cpu_smoke
-                else ["trainer=deepspeed_zero2", "trainer.devices=1"])  # deepspeed_zero2: precision bf16-mixed
+    hardware = (["trainer=cpu", "trainer.precision=bf16-mixed"] if args.cpu_smoke  # DeepSpeed: bf16-mixed
+                else [f"trainer={GPU_TRAINER.get(name, 'deepspeed_zero2')}", "trainer.devices=1"])
+    steps = max(2, args.steps // 3) if name in GPU_TRAINER else args.steps
     return [sys.executable, str(ROOT / "train.py"), "model=hf", f"model.path={model_dir}", "model.dtype=bfloat16",
-            "data=rectified_4k", f"data.path={pairs}", f"data.batch_size={args.batch}", *hardware, *RUNS[name],
-            f"trainer.accumulate_grad_batches={args.accumulate}", f"trainer.max_steps={args.steps}",
+            "data=rectified_4k", f"data.path={pairs}", f"data.batch_size={args.batch}", *hardware,
+            f"trainer.accumulate_grad_batches={args.accumulate}", f"trainer.max_steps={steps}",
             "trainer.max_epochs=1", "trainer.log_every_n_steps=1", "trainer.callbacks=[]",  # no checkpoints
             "speed.gradient_checkpointing=true", f"speed.reference_cache_dir={tmp / 'ref_cache'}",
-            f"optim.lr={args.lr}", "logger=csv", "save_policy=false", "eval.cache_base=false",
-            f"hydra.run.dir={tmp / name}"]
+            f"optim.lr={args.lr}", "logger=csv", "save_policy=false", "eval.cache_base=false", *RUNS[name],
+            f"hydra.run.dir={tmp / name}"]  # the run's own overrides last: they win
 
 
 def read_run(run_dir: Path) -> dict:
@@ -141,6 +147,10 @@ def run_train(name: str, model_dir: Path, pairs: Path, tmp: Path, args, device: 
     if proc.returncode != 0:
         raise RuntimeError(f"train.py exited {proc.returncode}:\n" + "\n".join(proc.stderr.splitlines()[-15:]))
     out = {"wall_seconds": round(time.perf_counter() - t0, 1), **read_run(tmp / name)}
+    policy = tmp / name / "policy"
+    if policy.exists():  # the saved policy: its shards and the dtype config.json records
+        out["saved_policy"] = {"shards": sorted(p.name for p in policy.glob("*.safetensors")),
+                               "dtype": json.loads((policy / "config.json").read_text()).get("dtype")}
     if not out["steps"] or not out["tokens_per_s"]:
         raise RuntimeError(f"train.py trained {out['steps']} steps, tokens/s {out['tokens_per_s']}")
     live_reference = "speed.precompute_reference=false" in RUNS[name]

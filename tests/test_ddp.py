@@ -147,3 +147,30 @@ def test_resume_under_two_processes_continues_the_uninterrupted_run(runs):
         assert resumed[rank]["global_step"] == full[rank]["global_step"]
     a, b = (load_file(runs[k][0] / "policy" / "model.safetensors") for k in ("ddp", "resumed"))
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
+
+
+def test_a_sweep_of_two_process_runs_runs_each_job_once_in_its_own_directory(tmp_path, micro_model_dir):
+    """`train.py -m trainer=ddp_cpu loss=bco,dpo`: Lightning re-launches rank 1 from sys.argv; it must re-run the
+    job, not the sweep, in the job's directory, and the second job must start its own rank 1."""
+    data = write_toy_files(tmp_path / "data", n=16)["pairs"]
+    probe = "{_target_: ddp_probe.RankProbe, out_dir: '${hydra:runtime.output_dir}'}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, str(ROOT / "train.py"), "-m", "trainer=ddp_cpu", "loss=bco,dpo",  # default sweep dir
+           f"model.path={micro_model_dir}", f"data.path={data}", f"data.batch_size={PER_RANK}",
+           "trainer.max_epochs=1", "logger=csv", f"+eval.callbacks=[{probe}]", *TINY_EVAL]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    # one sweep directory (multirun/<date>/<time>): a rank 1 re-running the sweep would make its own, its ${now}
+    # being a few seconds later, and leave the jobs' directories without their rank-1 files
+    (sweep,) = (tmp_path / "multirun").glob("*/*")
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0_bco", "1_dpo"] and not (tmp_path / "outputs").exists()
+    for job, loss in (("0_bco", "bco"), ("1_dpo", "dpo")):
+        run = sweep / job
+        assert json.loads((run / "metrics.json").read_text())["run"]["loss"] == loss
+        ranks = probes(run)
+        assert [p["world_size"] for p in ranks] == [2, 2]  # this job ran as two processes
+        assert len(ranks[0]["steps"]) == len(ranks[1]["steps"]) == 2  # 16 pairs / (2 x 4), once
+        assert (run / "train_ddp_process_1.log").exists()
+    assert proc.stdout.count("| Base ") == 2  # one result table per job: no job ran twice

@@ -29,15 +29,18 @@ def composed(cpu_smoke: bool, run: str, tmp_path: Path):
 def test_gpu_runs_are_one_gpu_zero2_bf16_without_checkpoints_or_suites(tmp_path):
     from spot.cli import build_suites
 
-    bco, dpo = (composed(False, run, tmp_path) for run in gpu_check.RUNS)
-    for cfg in (bco, dpo):
-        assert cfg.trainer.strategy.stage == 2 and cfg.trainer.devices == 1
+    bco, dpo, zero3 = (composed(False, run, tmp_path) for run in gpu_check.RUNS)
+    for cfg in (bco, dpo, zero3):
+        assert cfg.trainer.strategy.stage == (3 if cfg is zero3 else 2) and cfg.trainer.devices == 1
         assert cfg.trainer.precision == "bf16-mixed" and cfg.model.dtype == "bfloat16"
-        assert cfg.trainer.callbacks == [] and cfg.trainer.max_steps == 30 and cfg.trainer.log_every_n_steps == 1
-        assert cfg.speed.gradient_checkpointing and not cfg.save_policy
+        assert cfg.trainer.callbacks == [] and cfg.trainer.max_steps == (10 if cfg is zero3 else 30)
+        assert cfg.trainer.log_every_n_steps == 1 and cfg.speed.gradient_checkpointing
+        assert cfg.save_policy == (cfg is zero3)
         assert cfg.logger._target_.endswith("CSVLogger") and build_suites(cfg.eval) == []
     assert bco.loss.fn.path == "spot.losses.bco" and bco.speed.precompute_reference
     assert dpo.loss.fn.path == "spot.losses.dpo" and not dpo.speed.precompute_reference
+    assert zero3.loss.fn.path == "spot.losses.bco" and not zero3.speed.precompute_reference
+    assert zero3.model.max_shard_size == "1GB"
 
 
 def test_cpu_smoke_runs_bf16_mixed_on_the_cpu_trainer(tmp_path):
@@ -67,7 +70,7 @@ def test_memory_arithmetic_for_qwen3_8b():
 
 
 @pytest.mark.slow
-def test_cpu_smoke_trains_both_runs_through_train_py(tmp_path):
+def test_cpu_smoke_trains_every_run_through_train_py(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path)}
     proc = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--cpu-smoke", "--keep", str(tmp_path / "w")],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
@@ -80,3 +83,6 @@ def test_cpu_smoke_trains_both_runs_through_train_py(tmp_path):
         assert [s for s, _ in run["loss_curve"]] == list(range(1, 7))
         assert (tmp_path / "w" / name / "train_log.jsonl").exists()  # train.py's own run directory
     assert result["dpo_live_reference"]["loss_curve"][0][1] == pytest.approx(0.6931, abs=1e-3)  # log 2 at step 1
+    saving = result["bco_zero3_save"]  # on the CPU the cpu trainer: the save path, not ZeRO-3
+    assert "error" not in saving and saving["steps"] == 2
+    assert saving["saved_policy"] == {"shards": ["model.safetensors"], "dtype": "bfloat16"}
