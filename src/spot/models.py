@@ -1,22 +1,23 @@
-"""Loading a policy and its tokenizer (a Hugging Face id, a local directory, or the shipped toy base), adding
-LoRA adapters to it, and saving it when training is done."""
+"""Loading a policy and its tokenizer (a Hugging Face id, a local directory, or the shipped toy base), saving
+it when training is done, and identifying its weights without reading them."""
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from spot.errors import ConfigError, UserError, check, check_type
+from spot.errors import ConfigError, UserError
+from spot.lora import has_adapters
+from spot.preflight import check_attention
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3")
 
 
 class ModelLoadError(UserError):
@@ -29,14 +30,19 @@ def _load(loader, path: str, what: str, **kwargs):
         raise ModelLoadError(f"model.path={path}: the directory has no config.json; point it at a directory "
                              "written by save_pretrained, or at a Hugging Face id")
     if not local.exists():
-        from spot.hub import check_reachable
+        from spot.hub import check_local_model, check_reachable
 
+        try:
+            check_local_model(path)
+        except UserError as e:
+            raise ModelLoadError(str(e)) from None
         check_reachable(path, "model.path")
     try:
         return loader(path, **kwargs)
     except OSError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelLoadError(f"model.path={path}: cannot load the {what} ({first[:200]}). The toy base is "
+        where = "" if local.exists() else "no local directory of that name, and as a hub id: "
+        raise ModelLoadError(f"model.path={path}: {where}cannot load the {what} ({first[:200]}). The toy base is "
                              "assets/toy-base (rebuild: python -m spot.toy.pretrain --out assets/toy-base)") from e
 
 
@@ -52,85 +58,12 @@ def load_config(path: str):
     return _load(AutoConfig.from_pretrained, path, "model config")
 
 
-def check_attention(attn_implementation: str | None) -> None:
-    """model.attn_implementation: a known kernel, and the flash kernels only where they can run."""
-    if attn_implementation is None:
-        return
-    check(attn_implementation in ATTENTION, "model.attn_implementation",
-          f"use one of {', '.join(ATTENTION)} (or null: the model's default), got {attn_implementation!r}")
-    if attn_implementation.startswith("flash"):
-        import importlib.util
-
-        package = "flash_attn" if attn_implementation == "flash_attention_2" else "flash_attn_interface"
-        if not torch.cuda.is_available():
-            raise ConfigError(f"model.attn_implementation={attn_implementation} needs a CUDA GPU; use sdpa here")
-        if importlib.util.find_spec(package) is None:
-            raise ConfigError(f"model.attn_implementation={attn_implementation}: the {package} package is not "
-                              "installed (pip install flash-attn --no-build-isolation); sdpa needs nothing")
-
-
 def load_model(path: str, dtype: str = "float32", attn_implementation: str | None = None) -> PreTrainedModel:
     if dtype not in DTYPES:
         raise ConfigError(f"model.dtype: {dtype!r} is not one of {sorted(DTYPES)}")
     check_attention(attn_implementation)
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     return _load(AutoModelForCausalLM.from_pretrained, path, "model", dtype=DTYPES[dtype], **extra)
-
-
-@dataclass(frozen=True)
-class LoraSpec:
-    """model.lora: low-rank adapters (peft) on the frozen base; r=0 trains every weight instead.
-
-    With adapters the reference model is free: it is the same model with its adapters disabled.
-    """
-
-    r: int = 0
-    alpha: float = 16
-    dropout: float = 0.0
-    target_modules: str | list[str] = "all-linear"   # every linear layer but the LM head
-    merge: bool = True   # also write the merged policy at the end (<run>/policy), beside <run>/adapter
-    extra: dict = field(default_factory=dict)   # any other peft.LoraConfig argument
-
-    def __post_init__(self) -> None:
-        check_type(self.r, int, "model.lora.r")
-        check(self.r >= 0, "model.lora.r", f"must be 0 (no LoRA) or a positive rank, got {self.r}")
-        check_type(self.alpha, (int, float), "model.lora.alpha")
-        check_type(self.dropout, (int, float), "model.lora.dropout")
-        check(0 <= self.dropout < 1, "model.lora.dropout", f"must be in [0, 1), got {self.dropout}")
-
-    @property
-    def enabled(self) -> bool:
-        return self.r > 0
-
-    def apply(self, model: PreTrainedModel):
-        """`model` wrapped by peft with fresh adapters (B = 0: at the start the policy equals its base)."""
-        from peft import LoraConfig, get_peft_model
-
-        targets = self.target_modules if isinstance(self.target_modules, str) else list(self.target_modules)
-        config = LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=targets,
-                            task_type="CAUSAL_LM", **self.extra)
-        try:
-            model = get_peft_model(model, config)
-        except ValueError as e:  # e.g. target modules that the model does not have
-            raise ConfigError(f"model.lora: {str(e).splitlines()[0][:300]}") from None
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in model.parameters())
-        log.info("LoRA r=%d: %d trainable parameters of %d (%.2f%%)", self.r, trainable, total, 100 * trainable / total)
-        return model
-
-    def trainable_parameters(self, model: torch.nn.Module) -> int:
-        """Adapter parameters `apply` would add to `model` (counted from its linear layers, e.g. on meta)."""
-        if not self.enabled:
-            return sum(p.numel() for p in model.parameters())
-        head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-        names = None if self.target_modules == "all-linear" else set(self.target_modules)
-        return sum(self.r * (m.in_features + m.out_features) for name, m in model.named_modules()
-                   if isinstance(m, torch.nn.Linear) and m is not head
-                   and (names is None or name.rsplit(".", 1)[-1] in names))
-
-
-def has_adapters(model) -> bool:
-    return hasattr(model, "disable_adapter") and hasattr(model, "merge_and_unload")
 
 
 @dataclass(frozen=True)

@@ -3,37 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import lightning as L
 import torch
 
-from spot.errors import check, check_type
 from spot.logps import sequence_logps
+from spot.lora import has_adapters
 from spot.losses import LossOutput, Objective, RewardShift, SequenceLogps, implicit_rewards
-from spot.models import has_adapters
+from spot.optim import OptimConfig
 from spot.speed.deepspeed import adamw_class, prepare_reference
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """AdamW with linear warmup then cosine decay (the paper's recipe, SPOT.md "Training recipe")."""
-
-    lr: float = 1e-6
-    betas: tuple[float, float] = (0.9, 0.95)
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.05
-    min_lr_ratio: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name in ("lr", "weight_decay", "warmup_ratio", "min_lr_ratio"):
-            check_type(getattr(self, name), (int, float), f"optim.{name}")
-        check(self.lr > 0, "optim.lr", f"must be positive, got {self.lr}")
-        check(self.weight_decay >= 0, "optim.weight_decay", f"must be 0 or more, got {self.weight_decay}")
-        check(0 <= self.warmup_ratio < 1, "optim.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
-        check(0 <= self.min_lr_ratio <= 1, "optim.min_lr_ratio", f"must be in [0, 1], got {self.min_lr_ratio}")
-        check(len(self.betas) == 2 and all(isinstance(b, int | float) and 0 <= b < 1 for b in self.betas),
-              "optim.betas", f"must be two numbers in [0, 1), got {self.betas}")
 
 
 class SPoTModule(L.LightningModule):
@@ -53,10 +31,10 @@ class SPoTModule(L.LightningModule):
     """
 
     def __init__(self, policy: torch.nn.Module, objective: Objective, reference: torch.nn.Module | None = None,
-                 reward_shift: RewardShift | None = None, optim: OptimConfig = OptimConfig(),
+                 reward_shift: RewardShift | None = None, optim: OptimConfig | None = None,
                  precomputed_reference: bool = False):
         super().__init__()
-        self.policy, self.objective, self.optim = policy, objective, optim
+        self.policy, self.objective, self.optim = policy, objective, optim or OptimConfig()
         self.needs_reference = objective.needs_reference
         self.needs_pairs, self.needs_shift = objective.needs_pairs, objective.needs_shift
         self.precomputed_reference = precomputed_reference and self.needs_reference

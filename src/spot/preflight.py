@@ -23,9 +23,10 @@ import os
 
 import torch
 
-from spot.errors import ConfigError
+from spot.errors import ConfigError, check
 
 HALF = {"bfloat16": "bf16", "float16": "16"}
+ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3")
 
 
 def normalize_precision(precision) -> str:
@@ -126,3 +127,45 @@ def _check_fits(model_path: str, n_params: int, need: float, have: float, what: 
                           f"of weights, gradients and optimizer states{per} under this trainer, and {what} "
                           f"{have / 2**30:.1f} GiB; use LoRA (model.lora.r=16), a DeepSpeed ZeRO trainer "
                           "(trainer=deepspeed_zero3) or more devices")
+
+
+def check_attention(attn_implementation: str | None) -> None:
+    """model.attn_implementation: a known kernel, and the flash kernels only where they can run."""
+    if attn_implementation is None:
+        return
+    check(attn_implementation in ATTENTION, "model.attn_implementation",
+          f"use one of {', '.join(ATTENTION)} (or null: the model's default), got {attn_implementation!r}")
+    if attn_implementation.startswith("flash"):
+        import importlib.util
+
+        package = "flash_attn" if attn_implementation == "flash_attention_2" else "flash_attn_interface"
+        if not torch.cuda.is_available():
+            raise ConfigError(f"model.attn_implementation={attn_implementation} needs a CUDA GPU; use sdpa here")
+        if importlib.util.find_spec(package) is None:
+            raise ConfigError(f"model.attn_implementation={attn_implementation}: the {package} package is not "
+                              "installed (pip install flash-attn --no-build-isolation); sdpa needs nothing")
+
+
+PRECISIONS = ("32-true", "64-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "transformer-engine")
+
+
+def check_trainer(trainer: dict) -> None:
+    """The Trainer's numeric settings, typed and in range, before Lightning sees them (a string in max_epochs
+    would surface mid-fit as a comparison error)."""
+    from spot.errors import check_type
+
+    for key, low in (("max_epochs", -1), ("max_steps", -1), ("accumulate_grad_batches", 1),
+                     ("log_every_n_steps", 1), ("num_nodes", 1)):
+        if trainer.get(key) is not None:
+            check_type(trainer[key], int, f"trainer.{key}")
+            check(trainer[key] >= low, f"trainer.{key}", f"must be {low} or more, got {trainer[key]}")
+    clip = trainer.get("gradient_clip_val")
+    if clip is not None:
+        check_type(clip, (int, float), "trainer.gradient_clip_val")
+        check(clip >= 0, "trainer.gradient_clip_val", f"must be 0 or more, got {clip}")
+    devices = trainer.get("devices", "auto")
+    if devices != "auto" and not isinstance(devices, list | tuple):
+        check_type(devices, int, "trainer.devices")
+        check(devices >= 1 or devices == -1, "trainer.devices", f"must be a count, -1, a list or auto, got {devices}")
+    check(normalize_precision(trainer.get("precision", "32-true")) in PRECISIONS, "trainer.precision",
+          f"use one of {', '.join(PRECISIONS)}, got {trainer.get('precision')!r}")
