@@ -18,21 +18,17 @@ from omegaconf import DictConfig, OmegaConf
 
 
 def run(cfg: DictConfig) -> dict:
-    # Imports inside: `python train.py --help` and config errors answer without loading torch.
-    import lightning as L
+    # Imports inside, the light ones first: `python train.py --help` answers without torch, and a bad value
+    # stops in a second or two, before Lightning and transformers are imported (several seconds on 2 cores).
     from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import instantiate
 
-    from spot.chat import ChatFormat
     from spot.cli import build, build_suites, engine_of, sampling_of
-    from spot.data import PairDataModule
+    from spot.hub import check_local_model
+    from spot.lora import LoraSpec
     from spot.losses import RewardShift
-    from spot.models import LoraSpec, PolicySaver, check_attention, load_config, load_model, load_tokenizer, weights_key
-    from spot.module import OptimConfig, SPoTModule
-    from spot.preflight import check_hardware, check_model_fits, is_deepspeed, load_dtype
-    from spot.refcache import ReferenceLogps
-    from spot.throughput import Throughput
-    from spot.training import RunScoring, StepLog, base_cache_key, train_and_evaluate
+    from spot.optim import OptimConfig
+    from spot.preflight import check_attention, check_hardware, check_trainer, is_deepspeed, load_dtype
+    from spot.rows import check_exists
 
     # typed settings first: a wrong value stops here, before a model or a data file is read
     objective = build(cfg.loss, "loss")
@@ -42,14 +38,30 @@ def run(cfg: DictConfig) -> dict:
     suites = build_suites(cfg.eval)
     engine = engine_of(cfg.generation)
     lora = LoraSpec(**OmegaConf.to_container(cfg.model.lora)) if cfg.model.get("lora") else LoraSpec()
-    # then what the hardware and the precision allow, and whether the model fits (its config.json alone)
+    check_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
+    # then what the hardware and the precision allow
     strategy = cfg.trainer.get("strategy")
     check_hardware(HydraConfig.get().runtime.choices.get("trainer"), cfg.trainer.accelerator, strategy)
     weights_dtype = load_dtype(cfg.model.dtype, cfg.trainer.precision, is_deepspeed(strategy), lora.enabled)
     check_attention(cfg.model.get("attn_implementation"))
+    check_local_model(cfg.model.path)
+    check_exists(cfg.data.path, "data.path", cfg.data.get("make_command", ""))
     # With LoRA the reference is the base with the adapters off; else precomputed (spot.refcache), or live.
     precompute = objective.needs_reference and cfg.speed.precompute_reference and not lora.enabled
     live_reference = objective.needs_reference and not precompute and not lora.enabled
+
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from spot.chat import ChatFormat
+    from spot.data import PairDataModule
+    from spot.models import PolicySaver, load_config, load_model, load_tokenizer, weights_key
+    from spot.module import SPoTModule
+    from spot.preflight import check_model_fits
+    from spot.progress import on_terminal
+    from spot.refcache import ReferenceLogps
+    from spot.throughput import Throughput
+    from spot.training import RunScoring, StepLog, TrainProgress, base_cache_key, train_and_evaluate
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     L.seed_everything(cfg.seed, workers=True)
@@ -84,11 +96,13 @@ def run(cfg: DictConfig) -> dict:
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in cfg.trainer.get("callbacks") or []]
     callbacks += [instantiate(c) for c in cfg.eval.get("callbacks") or []]  # e.g. eval=toy_curves
-    callbacks += [Throughput(), StepLog(out_dir / "train_log.jsonl"), scoring]  # Throughput logs first
+    callbacks += [Throughput(), StepLog(out_dir / "train_log.jsonl"), TrainProgress(), scoring]  # Throughput first
     if precompute:
         callbacks.append(ReferenceLogps(cfg.speed.reference_cache_dir,
                                         model_key=weights_key(cfg.model.path, model_config)))
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(out_dir))
+    # no terminal (nohup, SLURM, CI): Lightning's bar would print once at the end; TrainProgress prints lines
+    bar = {} if on_terminal() else {"enable_progress_bar": False}
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(out_dir), **bar)
     if logger:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
@@ -100,6 +114,10 @@ def run(cfg: DictConfig) -> dict:
     metrics = train_and_evaluate(module, datamodule, trainer, scoring, out_dir, run_info, ckpt_path=cfg.ckpt_path)
     if logger and hasattr(logger, "experiment") and hasattr(logger.experiment, "finish"):
         logger.experiment.finish()
+    if trainer.is_global_zero:
+        from spot.cli import describe_outputs
+
+        print(describe_outputs(out_dir))
     return metrics
 
 

@@ -110,3 +110,22 @@ def one_job_per_launch():
                 os.environ[k] = v
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+def describe_outputs(out_dir) -> str:
+    """Where a run's results are, for the last lines an entry point prints: the files that exist."""
+    from pathlib import Path
+
+    out = Path(out_dir)
+    names = {"metrics.json": "scores and run info", "samples.jsonl": "the trained model's completions",
+             "base_samples.jsonl": "the base model's completions", "train_log.jsonl": "logged curves",
+             "policy": "the trained policy (save_pretrained)", "adapter": "the LoRA adapters (peft)",
+             "checkpoints": "Lightning checkpoints (ckpt_path=... resumes)", "pairs.jsonl": "rectified pairs",
+             "rft.jsonl": "the policy's correct samples", "direct.jsonl": "the Oracle's direct solutions",
+             "drops.jsonl": "what the filters dropped, and why", "report.json": "counts, drops and costs",
+             "journal": "every Oracle reply paid for (a rerun resumes from it)"}
+    lines = [f"results in {out}/"] + [f"  {name:<18} {what}" for name, what in names.items() if (out / name).exists()]
+    wandb_runs = sorted(out.glob("wandb/offline-run-*"))
+    if wandb_runs:
+        lines.append(f"  W&B (offline)      upload: wandb sync {wandb_runs[-1]}")
+    return "\n".join(lines)

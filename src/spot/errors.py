@@ -23,9 +23,36 @@ class DataError(UserError):
 
 
 def exit_with(error: BaseException) -> None:
-    """One line on stderr, exit status 2: the style of every entry point."""
+    """One line on stderr, exit status 2: the style of every entry point. A run stopped this way before it
+    wrote anything leaves no run directory behind (`discard_unused_run_dir`)."""
+    discard_unused_run_dir()
     print(f"error: {error}", file=sys.stderr)
     sys.exit(2)
+
+
+def discard_unused_run_dir() -> None:
+    """Removes the Hydra run directory when it holds only what Hydra itself wrote (.hydra/ and the job's log),
+    and the date directory above it when that is left empty; anything a run wrote keeps the directory."""
+    import shutil
+    from pathlib import Path
+
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if not HydraConfig.initialized():
+            return
+        hydra_cfg = HydraConfig.get()
+        out, log_name = Path(hydra_cfg.runtime.output_dir), f"{hydra_cfg.job.name}.log"
+        cwd = Path(hydra_cfg.runtime.cwd).resolve()
+    except Exception:  # no Hydra app around this call (a library user): nothing to clean
+        return
+    if not out.is_dir() or any(p.name not in (".hydra", log_name) for p in out.iterdir()):
+        return
+    shutil.rmtree(out, ignore_errors=True)
+    parent = out.resolve().parent  # outputs/<date>, then outputs: removed while empty, up to the working dir
+    while parent != cwd and cwd in parent.parents and parent.is_dir() and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
 
 
 def check_type(value, types: type | tuple[type, ...], key: str) -> None:

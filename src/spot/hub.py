@@ -11,6 +11,19 @@ from __future__ import annotations
 from spot.errors import UserError
 
 
+def check_local_model(path: str, key: str = "model.path") -> None:
+    """A path that can only be local (./x, /x, ~/x, a/b/c, or an existing first component) and does not exist:
+    one line now, instead of a hub look-up of a name no hub has. A bare org/name passes (it may be a hub id)."""
+    from pathlib import Path
+
+    p = Path(path).expanduser()
+    if p.exists():
+        return
+    local_looking = path.startswith((".", "/", "~")) or path.count("/") > 1 or Path(path.split("/")[0]).is_dir()
+    if local_looking:
+        raise UserError(f"{key}={path}: no such directory")
+
+
 def check_reachable(repo_id: str, key: str, repo_type: str = "model", probe_file: str = "config.json") -> None:
     """UserError (one line naming `key`) when `repo_id` cannot be had: unknown, gated, or unreachable and not
     cached (`probe_file` is the file whose cached copy counts as "cached")."""
@@ -32,9 +45,8 @@ def check_reachable(repo_id: str, key: str, repo_type: str = "model", probe_file
     except Exception as e:  # no network: fine if a copy is cached
         if isinstance(hub.try_to_load_from_cache(repo_id, probe_file, repo_type=repo_type), str):
             return
-        raise UserError(f"{key}={repo_id}: huggingface.co cannot be reached ({_first_line(e)}) and no copy is "
-                        "cached; run where the hub is reachable, or download it and set the key to the local "
-                        "directory") from None
+        raise UserError(f"{key}={repo_id}: no local path of that name, and as a hub id: huggingface.co cannot be "
+                        f"reached ({_first_line(e)}) and no copy is cached") from None
 
 
 def _first_line(e: BaseException) -> str:

@@ -28,6 +28,13 @@ def is_local(path: str) -> bool:
     return p.exists() or p.suffix in LOCAL_SUFFIXES or path.startswith((".", "/", "~"))
 
 
+def check_exists(path: str, key: str, hint: str = "") -> None:
+    """A local path (by its look: spot.rows.is_local) that does not exist stops here, with `hint` (e.g. the
+    command that makes the file), before anything is loaded; a hub id passes."""
+    if is_local(path) and not Path(path).expanduser().exists():
+        raise DataError(f"{key}={path} does not exist" + (f"; create it with: {hint}" if hint else ""))
+
+
 def iter_rows(path: str, key: str = "path", split: str = "train", subset: str | None = None
               ) -> Iterator[tuple[str, dict]]:
     """(where, row) for every row of `path`. `key` is the config key that named the path, for the message."""
