@@ -50,11 +50,12 @@ def run(cfg: DictConfig) -> dict:
     from spot.evaluate.checkpoints import resolve_source
     from spot.evaluate.evaluation import EvalPlan, evaluate_completions, evaluate_model, log_to_wandb
     from spot.evaluate.kl import KLSettings
+    from spot.evaluate.table import describe_scoring
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.completions:  # generated elsewhere: score them, no model is loaded
         metrics = evaluate_completions(cfg.completions, suites, out_dir, sampling, cfg.seed)
-        print_summary(metrics, out_dir)
+        print_summary(metrics, out_dir, f"scored completions made elsewhere; {len(suites)} suites")
         return metrics
 
     overridden = {o.split("=")[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
@@ -67,15 +68,18 @@ def run(cfg: DictConfig) -> dict:
     metrics = evaluate_model(plan, suites, out_dir, engine)
     log_to_wandb(metrics, out_dir, config=OmegaConf.to_container(cfg, resolve=True),
                  **OmegaConf.to_container(cfg.wandb, resolve=True))
-    print_summary(metrics, out_dir)
+    print_summary(metrics, out_dir, describe_scoring(sampling, suites))
     return metrics
 
 
-def print_summary(metrics: dict, out_dir: Path) -> None:
+def print_summary(metrics: dict, out_dir: Path, caption: str) -> None:
+    from spot.cli import describe_outputs
+
     if "trained" not in metrics:
         print(metrics["note"])
-        print(f"wrote {out_dir / 'metrics.json'}")
+        print(describe_outputs(out_dir))
         return
+    print(caption)
     base = metrics.get("base", {}).get("suites", {})
     print(f"{'suite':<24} {'metric':>8} {'score':>7} {'base':>7}")
     for name, d in metrics["trained"]["details"].items():
@@ -84,7 +88,7 @@ def print_summary(metrics: dict, out_dir: Path) -> None:
     if "kl" in metrics:
         print(f"KL(policy || base): {metrics['kl']['token']:.4f} per token, {metrics['kl']['sequence']:.3f} "
               "per sequence")
-    print(f"wrote {out_dir / 'metrics.json'}")
+    print(describe_outputs(out_dir))
 
 
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")

@@ -81,6 +81,9 @@ def main(cfg: DictConfig) -> None:
     if c["oracle_unavailable_this_run"]:
         log.warning("%d Oracle calls failed after every retry (dropped as no_reply); rerun the same command to "
                     "ask them again", c["oracle_unavailable_this_run"])
+    from spot.cli import describe_outputs
+
+    print(describe_outputs(cfg.out_dir))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The real entry point, run as a user runs it, on a micro model: one run, a sweep, bad input, every config."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,17 +13,19 @@ TINY_EVAL = ["eval.suites.toy_in_domain.n=6", "eval.suites.toy_ood.n=3", "eval.s
              "eval.sampling.batch_size=8"]
 
 
-def train(cwd, *overrides, check=True):
+def train(cwd, *overrides, check=True, env=None):
     cmd = [sys.executable, str(ROOT / "train.py"), *overrides]
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
 
 
 def test_one_bco_run_writes_metrics_checkpoint_policy_and_wandb(tmp_path, micro_model_dir, toy_files):
+    # output to pipes, as under nohup or SLURM; a progress line at every update instead of every 30 s
+    env = {**os.environ, "SPOT_PROGRESS_EVERY_S": "0"}
     proc = train(tmp_path, f"model.path={micro_model_dir}", f"data.path={toy_files['pairs']}",
-                 "trainer.max_epochs=2", "trainer.log_every_n_steps=1", "hydra.run.dir=run", *TINY_EVAL)
+                 "trainer.max_epochs=2", "trainer.log_every_n_steps=1", "hydra.run.dir=run", *TINY_EVAL, env=env)
     run = tmp_path / "run"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["run"]["loss"] == "bco" and metrics["n"]["toy_in_domain"] == 6
@@ -43,6 +46,17 @@ def test_one_bco_run_writes_metrics_checkpoint_policy_and_wandb(tmp_path, micro_
     log_rows = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     assert any("train/loss" in r for r in log_rows) and any("val/loss" in r for r in log_rows)
     assert "| Base |" in proc.stdout and "| bco |" in proc.stdout
+    # every long stage reports progress as plain lines where there is no terminal
+    lines = proc.stderr.splitlines()
+    for stage in ("[eval toy_in_domain]", "[reference log-probs]", "[train]"):
+        assert any(line.startswith(stage) for line in lines), stage
+    train_lines = [line for line in lines if line.startswith("[train]")]
+    assert train_lines[-1].startswith("[train] 4/4 steps (100%)") and "loss" in train_lines[-1]
+    # the table says how it was scored, and the run ends by saying where its results are
+    assert "scored greedy; problems: toy_in_domain 6, toy_ood 3" in proc.stdout
+    tail = proc.stdout[proc.stdout.index("results in "):]
+    for name in ("metrics.json", "samples.jsonl", "train_log.jsonl", "policy", "checkpoints", "wandb sync"):
+        assert name in tail
 
 
 def test_sweep_over_losses_and_betas(tmp_path, micro_model_dir, toy_files):

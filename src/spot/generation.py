@@ -34,6 +34,13 @@ class Sampling:
     def greedy(self) -> bool:
         return self.temperature <= 0
 
+    def describe(self) -> str:
+        """How completions are drawn, for table captions: "greedy" or the sampling settings."""
+        if self.greedy:
+            return "greedy"
+        return f"temperature {self.temperature:g}, top-p {self.top_p:g}" + (f", top-k {self.top_k}" if self.top_k
+                                                                            else "")
+
 
 def generate(
     engine,

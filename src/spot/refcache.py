@@ -31,6 +31,7 @@ import torch
 
 from spot.data import collate
 from spot.logps import sequence_logps
+from spot.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def compute_reference_logps(model: torch.nn.Module, examples: list[Example], pad
     out = torch.zeros(len(examples), len(examples[0]) if examples else 0, dtype=torch.float32)
     was_training = model.training
     model.eval()
+    bar = Progress(len(seqs), "reference log-probs", unit="sequences")
     start = 0
     while start < len(seqs):
         end = start + 1
@@ -81,7 +83,9 @@ def compute_reference_logps(model: torch.nn.Module, examples: list[Example], pad
         logp, _ = sequence_logps(model, **batch)
         for (i, j, _), value in zip(chunk, logp.float().cpu()):
             out[i, j] = value
+        bar.update(len(chunk))
         start = end
+    bar.close()
     model.train(was_training)
     return out
 

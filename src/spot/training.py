@@ -38,10 +38,11 @@ from spot.errors import ConfigError
 from spot.evaluate.metrics import assemble, summary_metrics, write_metrics, write_samples
 from spot.evaluate.scoring import Scores, score_model
 from spot.evaluate.suites import Suite
-from spot.evaluate.table import format_table
+from spot.evaluate.table import describe_scoring, format_table
 from spot.generation import Sampling
 from spot.models import PolicySaver, weights_key
 from spot.module import SPoTModule
+from spot.progress import Progress, on_terminal
 from spot.rows import write_atomic
 from spot.speed.deepspeed import consolidate_policy
 
@@ -155,6 +156,29 @@ class StepLog(L.Callback):
         self._write(trainer, "val/")
 
 
+class TrainProgress(L.Callback):
+    """Training progress as a line every 30 s (spot.progress) where no terminal shows Lightning's bar: step,
+    loss, tokens/s, elapsed, eta. Rank 0 only."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        total = trainer.max_steps if trainer.max_steps > 0 else int(trainer.estimated_stepping_batches)
+        self.progress = Progress(total, "train", unit="steps", enabled=trainer.is_global_zero and not on_terminal())
+        self.progress.update(trainer.global_step)  # a resumed run starts where its checkpoint was
+        self.step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:  # inside an accumulated step
+            return
+        shown = {"loss": float(outputs["loss"]) if isinstance(outputs, dict) else None,
+                 "tok_s": trainer.callback_metrics.get("train/tokens_per_s"), "epoch": str(trainer.current_epoch)}
+        self.progress.update(trainer.global_step - self.step,
+                             **{k: float(v) if hasattr(v, "item") else v for k, v in shown.items() if v is not None})
+        self.step = trainer.global_step
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.progress.close()
+
+
 def train_and_evaluate(module: SPoTModule, datamodule: L.LightningDataModule, trainer: L.Trainer,
                        scoring: RunScoring, out_dir: Path, run_info: dict, ckpt_path: str | None = None) -> dict:
     """Fits (scoring before and after through `scoring`, which must be among the trainer's callbacks) and
@@ -182,6 +206,7 @@ def train_and_evaluate(module: SPoTModule, datamodule: L.LightningDataModule, tr
     for logger in trainer.loggers:  # suite scores under names shared by every method, so dashboards line up
         logger.log_metrics(flat, step=trainer.global_step)
     if trained is not None:
+        print(describe_scoring(scoring.sampling, scoring.suites))
         print(format_table([("Base", base["groups"]), (run_info.get("method", "trained"), trained["groups"])]))
     else:
         print(metrics["note"])

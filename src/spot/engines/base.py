@@ -8,9 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tqdm.auto import tqdm
-
 from spot.errors import UserError
+from spot.progress import Progress
 
 
 class EngineError(UserError):
@@ -69,16 +68,16 @@ def request_seed(seed: int, i: int) -> int:
 
 
 class TokenRate:
-    """A progress bar over prompts that also shows generated tokens per second."""
+    """Progress over prompts that also shows generated tokens per second (spot.progress: a bar on a terminal,
+    a line every 30 s otherwise)."""
 
     def __init__(self, total: int, desc: str, enabled: bool):
-        self.bar = tqdm(total=total, desc=desc, unit="prompt", disable=not enabled)
+        self.progress = Progress(total, desc, unit="prompts", enabled=enabled)
         self.tokens, self.t0 = 0, time.perf_counter()
 
     def update(self, prompts: int, tokens: int) -> None:
         self.tokens += tokens
-        self.bar.update(prompts)
-        self.bar.set_postfix(tok_s=f"{self.tokens / max(1e-9, time.perf_counter() - self.t0):.0f}", refresh=False)
+        self.progress.update(prompts, tok_s=round(self.tokens / max(1e-9, time.perf_counter() - self.t0)))
 
     def close(self) -> None:
-        self.bar.close()
+        self.progress.close()

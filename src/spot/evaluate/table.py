@@ -18,3 +18,10 @@ def format_table(rows: list[tuple[str, dict[str, float]]], base_name: str = "Bas
             forgetting = "-"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {forgetting} |")
     return "\n".join(lines)
+
+
+def describe_scoring(sampling, suites) -> str:
+    """The caption every score table carries: how completions were drawn and how many, per suite."""
+    per = ", ".join(f"{s.name} {len(s.prompts)}" + (f" x {s.n_samples}" if s.n_samples > 1 else "") for s in suites)
+    return f"scored {sampling.describe()}; problems: {per}"
+

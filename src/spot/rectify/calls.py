@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict, dataclass
 
-from tqdm.auto import tqdm
-
+from spot.progress import Progress
 from spot.rectify.journal import Journal
 from spot.rectify.oracles.base import Oracle, OracleReply
 from spot.retry import Unavailable
@@ -49,8 +48,8 @@ async def oracle_stage(requests: list[Request], oracle: Oracle, journal: Journal
     todo = iter(pending)
     counts = {"calls": 0, "replies": 0, "unavailable": 0,
               "skipped_journaled": sum(r.key in done for r in requests)}
-    bar = tqdm(total=len(requests), initial=counts["skipped_journaled"], desc=f"oracle {oracle.name}",
-               unit="call", disable=not progress)
+    bar = Progress(len(requests), f"oracle {oracle.name}", unit="calls", enabled=progress)
+    bar.update(counts["skipped_journaled"])  # already answered: journaled by an earlier run
 
     async def worker() -> None:
         for req in todo:  # one shared iterator: each worker takes the next request
@@ -62,8 +61,7 @@ async def oracle_stage(requests: list[Request], oracle: Oracle, journal: Journal
             else:
                 journal.append({"key": req.key, **asdict(reply)})
                 counts["replies"] += 1
-            bar.update(1)
-            bar.set_postfix(ok=counts["replies"], failed=counts["unavailable"], refresh=False)
+            bar.update(1, ok=counts["replies"], failed=counts["unavailable"])
 
     try:
         await asyncio.gather(*(worker() for _ in range(max(1, min(workers, len(pending))))))

@@ -9,11 +9,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from tqdm.auto import tqdm
-
 from spot.chat import ChatFormat
 from spot.engines import EngineSpec
 from spot.generation import Sampling, generate
+from spot.progress import Progress
 from spot.rectify.journal import Journal, JournalError
 from spot.rectify.problems import Item
 
@@ -61,7 +60,7 @@ def sample_stage(items: list[Item], sampler: Sampler, journal: Journal, chunk_si
     todo = [it for it in items if it.completion is None]
     chunks = [todo[s : s + chunk_size] for s in range(0, len(todo), chunk_size)]
     done = {rec["chunk"]: rec for rec in journal.records}
-    bar = tqdm(total=len(todo), desc="sample", unit="prompt", disable=not progress)
+    bar = Progress(len(todo), "sample", unit="prompts", enabled=progress)
     sampled = 0
     for k, chunk in enumerate(chunks):
         ids = [it.id for it in chunk]
