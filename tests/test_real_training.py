@@ -237,7 +237,8 @@ def test_lora_reference_is_the_untouched_base(world):
     from spot.chat import ChatFormat
     from spot.data import PairDataModule
     from spot.logps import sequence_logps
-    from spot.models import LoraSpec, load_model, load_tokenizer
+    from spot.lora import LoraSpec
+    from spot.models import load_model, load_tokenizer
     from spot.module import SPoTModule
 
     path = str(world["model"])
