@@ -21,8 +21,9 @@ def settings_of(cfg: DictConfig, oracle) -> dict[str, dict]:
     """What each journaled stage depends on; the API key is never in the config, so never here either."""
     backend = OmegaConf.to_container(cfg.oracle.backend, resolve=True)
     for speed_only in ("max_in_flight", "timeout_s", "max_attempts", "backoff_s", "max_backoff_s", "batch_size",
-                       "gather_s", "poll_s", "ledger"):
-        # how fast and how patient, not what is asked: free to change between reruns
+                       "gather_s", "poll_s", "ledger", "base_url"):
+        # how fast, how patient and through which endpoint (a proxy that moved), not what is asked: free to
+        # change between reruns
         backend.pop(speed_only, None)
     sampling = OmegaConf.to_container(cfg.sampling, resolve=True)
     samples = {"model": cfg.model.path, "sampling": sampling, "problem_template": cfg.model.problem_template,

@@ -156,3 +156,28 @@ def test_message_batches_resume_without_resubmitting(micro_model_dir, tmp_path):
         assert srv.stats_snapshot()["batches"] == len(read(ledger)) and len(read(ledger)) <= 4
         assert sum(len(r["custom_ids"]) for r in read(ledger)[1:]) < 40
     assert report["counts"]["pairs"] > 30 and len(read(out / "journal" / "oracle.jsonl")) == 105
+
+
+def test_a_400_stops_the_run_journals_nothing_and_the_rerun_asks_again(micro_model_dir, tmp_path):
+    """The balance runs out after 40 answers: Anthropic answers 400 invalid_request_error to everything. The run
+    stops with one line; the 400s are not journaled as replies, so after the top-up the rerun asks exactly
+    the requests that got no answer."""
+    problems = synthetic_problems(tmp_path / "problems.jsonl", 60)
+    args = ("problems=jsonl", f"problems.source.path={problems}", "problems.source.completion_keys=[student]",
+            "with_reference=true", "oracle.max_in_flight=4")
+    out, env = tmp_path / "run", {**os.environ, "ANTHROPIC_API_KEY": KEY}
+    with FakeServer(FakeSettings(api_key=KEY, credit_after=40)).start() as srv:
+        proc = subprocess.run(command(out, srv.url, micro_model_dir, *args), cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+        refused = srv.stats_snapshot()["counts"].get("400", 0)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: Anthropic API answered 400") and "credit balance is too low" in line
+    journaled = read(out / "journal" / "oracle.jsonl")
+    assert refused >= 1 and len(journaled) == 40 and all(r.get("error") in (None, "") for r in journaled)
+    assert not (out / "pairs.jsonl").exists()  # no output set from a run that stopped
+    with FakeServer(FakeSettings(api_key=KEY)).start() as srv:  # topped up
+        run(command(out, srv.url, micro_model_dir, *args))
+        asked = srv.stats_snapshot()["counts"]["ok"]
+    c = json.loads((out / "report.json").read_text())["counts"]
+    assert c["oracle_skipped_journaled_this_run"] == 40 and asked == c["oracle_requests"] - 40 > 0

@@ -94,12 +94,16 @@ class AnthropicOracle(RemoteOracle):
 
 
 def _status_error(e: anthropic.APIStatusError) -> Completion:
-    """429 and 5xx are retried; 401/403/404 stop the run; other 4xx are this request's fault, not retried."""
+    """429, 408, 409 and 5xx are retried; every other status stops the run, and nothing is journaled for it.
+
+    A 400 is not always this one request's fault: Anthropic answers 400 invalid_request_error when the credit
+    balance is too low, for every request. Journaled as a reply, it would be "paid for" and never asked again
+    after the balance is topped up; stopped, the rerun asks it again."""
     status = e.status_code
     if status == 429:
         raise Transient("429", parse_retry_after(e.response.headers)) from None
     if status in (408, 409) or status >= 500:
         raise Transient(str(status), parse_retry_after(e.response.headers)) from None
-    if status in _FATAL:
-        raise RemoteFatal(f"Anthropic API answered {status} ({_FATAL[status]}): {e.message}") from None
-    return Completion(text="", error=f"http_{status}")
+    reason = _FATAL.get(status, "the request was refused")
+    raise RemoteFatal(f"Anthropic API answered {status} ({reason}): {e.message}; nothing was journaled for it, "
+                      "so rerunning the same command after the fix asks it again") from None

@@ -49,6 +49,7 @@ class FakeSettings:
     retry_after_s: float = 0.2
     batch_delay_s: float = 0.5  # how long a Message Batch stays "in_progress"
     api_key: str | None = None  # when set, a request without it gets 401
+    credit_after: int | None = None  # when set, every request after that many answers gets 400 (credit too low)
     answers: dict[str, str] = field(default_factory=dict)  # problem text -> answer, for prompts without one
     seed: int = 0
 
@@ -156,6 +157,10 @@ class FakeHandler(BaseHTTPRequestHandler):
             srv.count("400")
             return self._error(400, "invalid_request_error", "messages[-1].content is required")
         time.sleep(s.latency_s)
+        if s.credit_after is not None and srv.counts.get("ok", 0) >= s.credit_after:
+            srv.count("400")  # what Anthropic answers when the balance runs out
+            return self._error(400, "invalid_request_error", "Your credit balance is too low to access the "
+                               "Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.")
         fault = srv.draw_fault()
         if fault is not None:
             return self._fault(fault)

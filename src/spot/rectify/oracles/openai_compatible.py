@@ -64,10 +64,8 @@ class OpenAICompatOracle(RemoteOracle):
             raise Transient("connection") from None
         if r.status_code == 429 or r.status_code in (408, 409) or r.status_code >= 500:
             raise Transient(str(r.status_code), parse_retry_after(r.headers))
-        if r.status_code in (401, 403, 404):
+        if r.status_code != 200:  # any other 4xx stops the run: nothing journaled, a rerun asks again
             raise RemoteFatal(f"{self.base_url}/chat/completions answered {r.status_code}: {r.text[:200]}")
-        if r.status_code != 200:
-            return Completion(text="", error=f"http_{r.status_code}")
         try:
             data = r.json()
             choice = data["choices"][0]
