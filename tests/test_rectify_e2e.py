@@ -181,3 +181,27 @@ def test_a_400_stops_the_run_journals_nothing_and_the_rerun_asks_again(micro_mod
         asked = srv.stats_snapshot()["counts"]["ok"]
     c = json.loads((out / "report.json").read_text())["counts"]
     assert c["oracle_skipped_journaled_this_run"] == 40 and asked == c["oracle_requests"] - 40 > 0
+
+
+def test_a_second_run_on_the_same_out_dir_is_refused_and_nothing_is_paid_twice(micro_model_dir, tmp_path):
+    problems = synthetic_problems(tmp_path / "problems.jsonl", 60)
+    args = ("problems=jsonl", f"problems.source.path={problems}", "problems.source.completion_keys=[student]",
+            "with_reference=true", "oracle.max_in_flight=2")
+    out, env = tmp_path / "run", {**os.environ, "ANTHROPIC_API_KEY": KEY}
+    # ~80 calls, 2 at a time, 0.5 s each: the first run is still calling when the second has started up
+    with FakeServer(FakeSettings(api_key=KEY, latency_s=0.5)).start() as srv:
+        first = subprocess.Popen(command(out, srv.url, micro_model_dir, *args), cwd=ROOT, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        journal, deadline = out / "journal" / "oracle.jsonl", time.time() + 120
+        while time.time() < deadline and not (journal.exists() and journal.read_bytes().count(b"\n") >= 2):
+            time.sleep(0.05)
+        second = subprocess.run(command(out, srv.url, micro_model_dir, *args), cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert first.wait(timeout=300) == 0
+        paid = srv.stats_snapshot()["counts"]["ok"]
+    assert second.returncode == 2 and "Traceback" not in second.stderr
+    line = second.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {out / 'journal'} is in use by pid {first.pid} on ")
+    c = json.loads((out / "report.json").read_text())["counts"]
+    keys = [r["key"] for r in read(journal)]
+    assert paid == c["oracle_requests"] == len(keys) == len(set(keys))  # each call paid and journaled once

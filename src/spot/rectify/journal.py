@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from spot.errors import UserError
@@ -89,3 +91,38 @@ class Journal:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
+
+
+class JournalInUse(UserError):
+    """Another live process holds this journal directory."""
+
+
+@contextmanager
+def journal_lock(directory: Path):
+    """Holds `directory/lock` for the duration: a second run on the same journals stops with one line naming
+    the holder, instead of paying for every call a second time and writing each key twice.
+
+    An advisory flock, so the kernel releases it when the holder exits, however it exits (kill -9 included):
+    a stale lock file never blocks a rerun.
+    """
+    import fcntl
+    import socket
+
+    path = Path(directory) / "lock"
+    fh = path.open("a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise JournalInUse(f"{directory} is in use by {holder}; wait for that run to end, or use another "
+                           "out_dir") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    fh.flush()
+    try:
+        yield
+    finally:
+        fh.close()

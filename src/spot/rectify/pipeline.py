@@ -25,7 +25,7 @@ from pathlib import Path
 from spot.errors import UserError, check, check_type
 from spot.rectify.calls import Request, oracle_stage, reply_from_record
 from spot.rectify.filtering import Tokenize, Verifier, filter_direct, filter_pairs
-from spot.rectify.journal import Journal
+from spot.rectify.journal import Journal, journal_lock
 from spot.rectify.oracles.base import Oracle
 from spot.rectify.problems import Item
 from spot.rectify.report import make_report
@@ -116,11 +116,18 @@ def run(items: list[Item], sampler: Sampler, tokenize: Tokenize, verifier: Verif
     """Runs (or resumes) every stage and writes the outputs; returns the report.
 
     `settings` holds what each journaled stage depends on ({"samples": {...}, "oracle": {...}}); a rerun
-    with other settings is refused rather than mixing two runs' records.
+    with other settings is refused rather than mixing two runs' records. One run at a time holds the
+    journals (spot.rectify.journal.journal_lock): a second one started on them stops at once.
     """
-    out, t_start, seconds = Path(cfg.out_dir), time.time(), {}
-    jdir = Path(cfg.journal_dir) if cfg.journal_dir else out / "journal"
+    jdir = Path(cfg.journal_dir) if cfg.journal_dir else Path(cfg.out_dir) / "journal"
     jdir.mkdir(parents=True, exist_ok=True)
+    with journal_lock(jdir):
+        return _run(items, sampler, tokenize, verifier, oracle, cfg, settings, jdir)
+
+
+def _run(items: list[Item], sampler: Sampler, tokenize: Tokenize, verifier: Verifier, oracle: Oracle,
+         cfg: RectifyConfig, settings: dict[str, dict], jdir: Path) -> dict:
+    out, t_start, seconds = Path(cfg.out_dir), time.time(), {}
     policy = settings.get("samples", {})
     if all(it.completion is not None for it in items):
         policy = {}  # completions came with the problems: the policy (only its tokenizer is used) is free to change
