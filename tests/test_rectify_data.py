@@ -109,3 +109,21 @@ def test_saved_datasets_directory(tmp_path):
 
     datasets.Dataset.from_dict({"question": ["A", "B"], "answer": ["#### 1", "#### 2"]}).save_to_disk(tmp_path / "ds")
     assert [i.answer for i in file_items(str(tmp_path / "ds"))] == ["1", "2"]
+
+
+def test_math_verifier_gives_the_main_threads_verdicts_in_a_thread_pool():
+    """math-verify's timeout is a SIGALRM timer, main thread only: in a worker thread its check failed, and these
+    correct answers came out "unparseable". Off the main thread MathVerifier checks in a worker process."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from spot.answers import MathVerifier, _equivalent
+
+    cases = [("\\boxed{\\frac{36}{2}}", "18"), ("so the answer is \\boxed{18.0}", "18"), ("\\boxed{17}", "18"),
+             ("\\boxed{\\sqrt{4}}", "2"), ("\\boxed{\\frac{1}{2}}", "0.5"), ("no final answer here", "3")]
+    verifier = MathVerifier()
+    on_main = [verifier(c, a) for c, a in cases]
+    assert [v.correct for v in on_main] == [True, True, False, True, True, False]
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(lambda ca: verifier(*ca), cases)) == on_main
+        # the check itself, called off the main thread, is what fails: the reason for the worker process
+        assert pool.submit(_equivalent, 3, "\\frac{36}{2}", "18").result() == (False, "unparseable")

@@ -7,7 +7,9 @@ time bound per answer, so a pathological completion costs at most `timeout_s` an
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
+import threading
 from dataclasses import dataclass
 
 from spot.errors import DataError
@@ -72,8 +74,12 @@ def _plain(s: str) -> str:
 
 class MathVerifier:
     """math-verify's equivalence check on the extracted final answers, each parse and comparison bounded by
-    `timeout_s` (math-verify's SIGALRM timer: the check must run on the main thread, as the pipeline does).
-    Identical plain forms are accepted without parsing, which settles most GSM8K answers in microseconds.
+    `timeout_s`. Identical plain forms are accepted without parsing, which settles most GSM8K answers in
+    microseconds.
+
+    math-verify bounds its work with a SIGALRM timer, which only the main thread may set: called from another
+    thread its timeout fails and `\\boxed{\\frac{36}{2}}` against 18 came out "unparseable". So off the main
+    thread the check runs in a worker process (spawned once, on its own main thread), with the same verdicts.
     """
 
     name = "math"
@@ -95,17 +101,45 @@ class MathVerifier:
             return Verdict(False, predicted[:MAX_ANSWER_CHARS], "answer too long")
         if _plain(predicted) == _plain(str(answer)):
             return Verdict(True, predicted)
-        from math_verify import verify
-        from math_verify.errors import TimeoutException
+        if threading.current_thread() is not threading.main_thread():
+            try:
+                ok, note = _worker().submit(_equivalent, self.timeout_s, predicted, str(answer)).result(
+                    timeout=60 + 4 * self.timeout_s)  # the first call waits for the worker to start
+            except concurrent.futures.TimeoutError:
+                ok, note = False, "timeout"
+            return Verdict(ok, predicted, note)
+        ok, note = _equivalent(self.timeout_s, predicted, str(answer))
+        return Verdict(ok, predicted, note)
 
-        try:
-            gold, pred = self._parse(str(answer)), self._parse(predicted)
-            ok = bool(gold and pred and verify(gold, pred, timeout_seconds=self.timeout_s))
-        except TimeoutException:
-            return Verdict(False, predicted, "timeout")
-        except Exception:  # the parser's own failures on odd input: unparseable means not shown correct
-            return Verdict(False, predicted, "unparseable")
-        return Verdict(ok, predicted)
+
+def _equivalent(timeout_s: int, predicted: str, answer: str) -> tuple[bool, str]:
+    """(equivalent?, note) by math-verify, on the calling process's main thread."""
+    from math_verify import verify
+    from math_verify.errors import TimeoutException
+
+    verifier = MathVerifier(timeout_s)
+    try:
+        gold, pred = verifier._parse(answer), verifier._parse(predicted)
+        return bool(gold and pred and verify(gold, pred, timeout_seconds=timeout_s)), ""
+    except TimeoutException:
+        return False, "timeout"
+    except Exception:  # the parser's own failures on odd input: unparseable means not shown correct
+        return False, "unparseable"
+
+
+_WORKER: concurrent.futures.ProcessPoolExecutor | None = None
+_WORKER_LOCK = threading.Lock()
+
+
+def _worker() -> concurrent.futures.ProcessPoolExecutor:
+    """One spawned process that runs math-verify for every thread but the main one."""
+    global _WORKER
+    with _WORKER_LOCK:
+        if _WORKER is None:
+            import multiprocessing
+
+            _WORKER = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        return _WORKER
 
 
 def final_answer(where: str, text: str, key: str) -> str:
