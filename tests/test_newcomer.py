@@ -59,3 +59,25 @@ def test_a_run_that_wrote_something_keeps_its_directory(tmp_path):
     proc = run(tmp_path, "train.py", ["loss.beta=abc", "hydra.run.dir=run"])
     assert proc.returncode == 2
     assert (tmp_path / "run" / "notes.txt").read_text() == "mine" and (tmp_path / "run" / ".hydra").is_dir()
+
+
+BAD_UTF8 = b'{"prompt": "1+1?", "chosen": "2", "rejected": "3", "question": "q", "answer": "#### 2"}\n' \
+           b'{"prompt": "caf\xe9?", "chosen": "2", "rejected": "3", "question": "q\xff", "answer": "#### 2"}\n'
+
+
+@pytest.mark.parametrize("script, overrides", [
+    ("train.py", ["data.path={bad}"]),
+    ("rectify.py", ["problems=jsonl", "problems.source.path={bad}", "problems.source.answer_key=answer",
+                    "problems.source.prompt_key=question", "oracle=toy"]),
+    ("evaluate.py", ["eval=[gsm8k]", "eval.suites.gsm8k.path={bad}"]),
+    ("evaluate.py", ["completions={bad}", "eval=[gsm8k]", f"eval.suites.gsm8k.path={ROOT.parent}/shared/data/gsm8k/"
+                                                           "test.jsonl"]),
+], ids=["pairs", "problems", "benchmark", "completions"])
+def test_bad_utf8_in_any_file_a_user_gives_is_file_and_line(tmp_path_factory, tmp_path, script, overrides):
+    bad = tmp_path_factory.mktemp("data") / "bad.jsonl"
+    bad.write_bytes(BAD_UTF8)
+    toy = f"model={ROOT / 'assets/toy-base'}" if script == "evaluate.py" else f"model.path={ROOT / 'assets/toy-base'}"
+    proc = run(tmp_path, script, [toy, *(o.format(bad=bad) for o in overrides)])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {bad}:2: not valid UTF-8 (byte ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
