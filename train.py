@@ -27,7 +27,14 @@ def run(cfg: DictConfig) -> dict:
     from spot.lora import LoraSpec
     from spot.losses import RewardShift
     from spot.optim import OptimConfig
-    from spot.preflight import check_attention, check_hardware, check_trainer, is_deepspeed, load_dtype
+    from spot.preflight import (
+        check_attention,
+        check_hardware,
+        check_trainer,
+        checkpoint_cadence,
+        is_deepspeed,
+        load_dtype,
+    )
     from spot.rows import check_exists
 
     # typed settings first: a wrong value stops here, before a model or a data file is read
@@ -46,6 +53,7 @@ def run(cfg: DictConfig) -> dict:
     check_attention(cfg.model.get("attn_implementation"))
     check_local_model(cfg.model.path)
     check_exists(cfg.data.path, "data.path", cfg.data.get("make_command", ""))
+    mid_epoch = checkpoint_cadence(**cfg.checkpoint) if cfg.get("checkpoint") else None
     # With LoRA the reference is the base with the adapters off; else precomputed (spot.refcache), or live.
     precompute = objective.needs_reference and cfg.speed.precompute_reference and not lora.enabled
     live_reference = objective.needs_reference and not precompute and not lora.enabled
@@ -97,6 +105,10 @@ def run(cfg: DictConfig) -> dict:
     callbacks = [instantiate(c) for c in cfg.trainer.get("callbacks") or []]
     callbacks += [instantiate(c) for c in cfg.eval.get("callbacks") or []]  # e.g. eval=toy_curves
     callbacks += [Throughput(), StepLog(out_dir / "train_log.jsonl"), TrainProgress(), scoring]  # Throughput first
+    if mid_epoch is not None:
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        callbacks.append(ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0, **mid_epoch))
     if precompute:
         callbacks.append(ReferenceLogps(cfg.speed.reference_cache_dir,
                                         model_key=weights_key(cfg.model.path, model_config)))

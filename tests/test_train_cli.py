@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_EVAL = ["eval.suites.toy_in_domain.n=6", "eval.suites.toy_ood.n=3", "eval.suites.toy_prior.n=3",
@@ -120,3 +121,31 @@ def test_bad_values_are_one_line_naming_the_key(tmp_path, override, message):
     proc = train(tmp_path, override, "logger=csv", check=False)  # the shipped toy base: never loaded
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(message)
+
+
+def test_kill_9_mid_epoch_then_resume_trains_as_an_uninterrupted_run(tmp_path, micro_model_dir, toy_files):
+    """Checkpoints every 2 steps; the run is SIGKILLed after step 3, in the middle of its first epoch, and
+    resumed from last.ckpt (step 2): steps 3..12 have the losses of the run nobody killed, batch for batch."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    common = [f"model.path={micro_model_dir}", f"data.path={toy_files['pairs']}", "data.batch_size=4",
+              "trainer.max_epochs=2", "trainer.log_every_n_steps=1", "checkpoint.every_minutes=null",
+              "checkpoint.every_n_steps=2", "logger=csv", "eval.cache_base=false", "save_policy=false",
+              "eval.suites.toy_in_domain.n=2", "eval.suites.toy_ood.n=1", "eval.suites.toy_prior.n=1"]
+    train(tmp_path, *common, "hydra.run.dir=clean", env=env)
+    killed = train(tmp_path, *common, "hydra.run.dir=killed", "+eval.callbacks=[{_target_: kill_probe.KillAfterStep, "
+                   "step: 3}]", env=env, check=False)
+    assert killed.returncode == -9  # died as a crash does: no cleanup, no metrics
+    assert not (tmp_path / "killed" / "metrics.json").exists()
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 2  # mid-epoch 1 (6 a epoch)
+    train(tmp_path, *common, "hydra.run.dir=resumed", f"ckpt_path={last}", env=env)
+
+    def losses(run: str) -> dict[int, float]:
+        rows = [json.loads(line) for line in (tmp_path / run / "train_log.jsonl").read_text().splitlines()]
+        return {r["step"]: r["train/loss"] for r in rows if "train/loss" in r}
+
+    clean, resumed = losses("clean"), losses("resumed")
+    assert sorted(clean) == list(range(1, 13)) and sorted(resumed) == list(range(3, 13))
+    assert [resumed[s] for s in range(3, 13)] == pytest.approx([clean[s] for s in range(3, 13)], abs=1e-6)
+    a, b = (json.loads((tmp_path / r / "metrics.json").read_text())["train"] for r in ("clean", "resumed"))
+    assert b["train/reward_shift"] == pytest.approx(a["train/reward_shift"], abs=1e-7)

@@ -129,13 +129,18 @@ class RankShard(DistributedSampler):
                         "without examples (change data.batch_size or the number of devices)",
                         self.skipped, len(order))
 
+    resume: tuple[int, int] | None = None  # (epoch, batches already trained in it), from a mid-epoch checkpoint
+
     def set_epoch(self, epoch: int) -> None:
         super().set_epoch(epoch)
         self.order.set_epoch(epoch)
 
     def __iter__(self):
         order = list(self.order)[: len(self.order) - self.skipped]
-        for start in range(0, len(order), self.global_batch):
+        done = 0
+        if self.resume is not None and self.resume[0] == self.epoch:  # the epoch a checkpoint stopped in
+            done, self.resume = self.resume[1], None
+        for start in range(done * self.global_batch, len(order), self.global_batch):
             yield from order[start : start + self.global_batch][self.rank :: self.num_replicas]
 
     def __len__(self) -> int:
@@ -188,6 +193,8 @@ class PairDataModule(L.LightningDataModule):
         self.val_fraction, self.seed = val_fraction, seed
         self.num_workers, self.make_command = num_workers, make_command
         self.train_set: list[list[tuple[list[int], int]]] = []
+        self._train_sampler: RankShard | None = None
+        self._resume: tuple[int, int] | None = None  # (epoch, batches trained in it) from a checkpoint
         self.val_set: list[list[tuple[list[int], int]]] = []
 
     def setup(self, stage: str | None = None) -> None:
@@ -245,9 +252,29 @@ class PairDataModule(L.LightningDataModule):
         return RankShard(order, self.batch_size, num_replicas=world, rank=rank)
 
     def train_dataloader(self) -> DataLoader:
+        self._train_sampler = self._sampler()
+        self._train_sampler.resume = self._resume
         return DataLoader(_WithReference(self.train_set, self.ref_logps["train"]), batch_size=self.batch_size,
-                          sampler=self._sampler(), collate_fn=self._collate, num_workers=self.num_workers,
+                          sampler=self._train_sampler, collate_fn=self._collate, num_workers=self.num_workers,
                           drop_last=False)
+
+    # Mid-epoch resume. Lightning saves this in every checkpoint and gives it back before the training loader
+    # is built: the epoch and how many of its batches were trained (Lightning's own count: a batch fetched
+    # ahead and not yet trained is not counted). The resumed epoch's sampler then starts after them, so a run
+    # killed mid-epoch trains on the batches an uninterrupted run trains on. (A loader's own state_dict would
+    # not do: Lightning builds the loader for estimated_stepping_batches before it restores loader states, and
+    # then never restores them.)
+    def state_dict(self) -> dict:
+        if self.trainer is None or self._train_sampler is None:
+            return {}
+        return {"epoch": self._train_sampler.epoch,
+                "batches": self.trainer.fit_loop.epoch_loop.batch_progress.current.processed}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self._resume = (state["epoch"], state["batches"])
+            if self._train_sampler is not None:
+                self._train_sampler.resume = self._resume
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(_WithReference(self.val_set, self.ref_logps["val"]), batch_size=self.batch_size,

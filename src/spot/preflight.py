@@ -169,3 +169,22 @@ def check_trainer(trainer: dict) -> None:
         check(devices >= 1 or devices == -1, "trainer.devices", f"must be a count, -1, a list or auto, got {devices}")
     check(normalize_precision(trainer.get("precision", "32-true")) in PRECISIONS, "trainer.precision",
           f"use one of {', '.join(PRECISIONS)}, got {trainer.get('precision')!r}")
+
+
+def checkpoint_cadence(every_minutes: float | None = None, every_n_steps: int | None = None) -> dict | None:
+    """ModelCheckpoint's arguments for mid-epoch checkpoints (conf/train.yaml `checkpoint`), or None."""
+    import datetime
+
+    from spot.errors import check_type
+
+    check(every_minutes is None or every_n_steps is None, "checkpoint",
+          "set every_minutes or every_n_steps, not both (null the other)")
+    if every_n_steps is not None:
+        check_type(every_n_steps, int, "checkpoint.every_n_steps")
+        check(every_n_steps >= 1, "checkpoint.every_n_steps", f"must be at least 1, got {every_n_steps}")
+        return {"every_n_train_steps": every_n_steps}
+    if every_minutes is not None:
+        check_type(every_minutes, (int, float), "checkpoint.every_minutes")
+        check(every_minutes > 0, "checkpoint.every_minutes", f"must be positive, got {every_minutes}")
+        return {"train_time_interval": datetime.timedelta(minutes=every_minutes)}
+    return None
