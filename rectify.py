@@ -10,6 +10,7 @@ Rerun the same command after a crash: journaled work is skipped. See src/spot/re
 from __future__ import annotations
 
 import logging
+import sys
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -85,6 +86,10 @@ def main(cfg: DictConfig) -> None:
     from spot.cli import describe_outputs
 
     print(describe_outputs(cfg.out_dir))
+    if c["wrong"] and not c["pairs"] and not cfg.allow_empty:  # a data set of nothing is not a success
+        log.warning("0 pairs kept of %d wrong answers (drops: %s); check gamma and the Oracle's replies in "
+                    "drops.jsonl, or pass allow_empty=true", c["wrong"], report["drops"]["rectify"])
+        sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -202,3 +202,16 @@ def test_another_gamma_reuses_the_journals(tmp_path):
     assert again["counts"]["oracle_calls_this_run"] == 0 and again["counts"]["sampled_this_run"] == 0
     assert again["counts"]["pairs"] == again["counts"]["wrong"] > first["counts"]["pairs"]  # none too large
     assert not (tmp_path / "b" / "journal").exists()
+
+
+def test_a_run_that_keeps_no_pair_warns_and_exits_3_unless_allowed(micro_model_dir, tmp_path):
+    """gamma=0 keeps only pairs whose y+ is all in y-: none. A data set of nothing is not a success."""
+    args = (f"model.path={micro_model_dir}", "problems.source.n=16", "chunk_size=16", "sampling.max_new_tokens=40",
+            "gamma=0")
+    done = run_rectify(*args, f"out_dir={tmp_path / 'a'}")
+    assert done.returncode == 3, done.stderr[-2000:]
+    said = done.stdout + done.stderr
+    assert "0 pairs kept of" in said and "allow_empty=true" in said
+    assert json.loads((tmp_path / "a" / "report.json").read_text())["counts"]["pairs"] == 0
+    allowed = run_rectify(*args, f"out_dir={tmp_path / 'b'}", "allow_empty=true")
+    assert allowed.returncode == 0, allowed.stderr[-2000:]
