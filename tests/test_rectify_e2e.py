@@ -158,14 +158,19 @@ def test_message_batches_resume_without_resubmitting(micro_model_dir, tmp_path):
     assert report["counts"]["pairs"] > 30 and len(read(out / "journal" / "oracle.jsonl")) == 105
 
 
+def oracle_run(tmp_path: Path, in_flight: int) -> tuple[tuple[str, ...], Path, dict]:
+    """(overrides, out_dir, env) of a run whose 60 problems come with the student's answer: Oracle calls only."""
+    problems = synthetic_problems(tmp_path / "problems.jsonl", 60)
+    args = ("problems=jsonl", f"problems.source.path={problems}", "problems.source.completion_keys=[student]",
+            "with_reference=true", f"oracle.max_in_flight={in_flight}")
+    return args, tmp_path / "run", {**os.environ, "ANTHROPIC_API_KEY": KEY}
+
+
 def test_a_400_stops_the_run_journals_nothing_and_the_rerun_asks_again(micro_model_dir, tmp_path):
     """The balance runs out after 40 answers: Anthropic answers 400 invalid_request_error to everything. The run
     stops with one line; the 400s are not journaled as replies, so after the top-up the rerun asks exactly
     the requests that got no answer."""
-    problems = synthetic_problems(tmp_path / "problems.jsonl", 60)
-    args = ("problems=jsonl", f"problems.source.path={problems}", "problems.source.completion_keys=[student]",
-            "with_reference=true", "oracle.max_in_flight=4")
-    out, env = tmp_path / "run", {**os.environ, "ANTHROPIC_API_KEY": KEY}
+    args, out, env = oracle_run(tmp_path, in_flight=4)
     with FakeServer(FakeSettings(api_key=KEY, credit_after=40)).start() as srv:
         proc = subprocess.run(command(out, srv.url, micro_model_dir, *args), cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=300)
@@ -184,10 +189,7 @@ def test_a_400_stops_the_run_journals_nothing_and_the_rerun_asks_again(micro_mod
 
 
 def test_a_second_run_on_the_same_out_dir_is_refused_and_nothing_is_paid_twice(micro_model_dir, tmp_path):
-    problems = synthetic_problems(tmp_path / "problems.jsonl", 60)
-    args = ("problems=jsonl", f"problems.source.path={problems}", "problems.source.completion_keys=[student]",
-            "with_reference=true", "oracle.max_in_flight=2")
-    out, env = tmp_path / "run", {**os.environ, "ANTHROPIC_API_KEY": KEY}
+    args, out, env = oracle_run(tmp_path, in_flight=2)
     # ~80 calls, 2 at a time, 0.5 s each: the first run is still calling when the second has started up
     with FakeServer(FakeSettings(api_key=KEY, latency_s=0.5)).start() as srv:
         first = subprocess.Popen(command(out, srv.url, micro_model_dir, *args), cwd=ROOT, env=env,
