@@ -7,6 +7,9 @@ Writes into <sweep dir>/report/ (or --out): table.md and table.csv (Base + one r
 OOD, prior, in-domain gain, forgetting), curves.csv, runs.json, and the figures tradeoff.png (in-domain gain
 vs forgetting), rewards.png (rewards and reward shift over steps), kl.png (KL to the reference over steps)
 and, when runs used the evaluation callback, forgetting_curves.png. notebooks/tradeoff.ipynb reads them.
+With --wandb offline|online the same comparison is logged as one W&B run (a Table of the rows and a chart of
+in-domain gain against forgetting); a train.py sweep does this by itself at its end (conf/train.yaml
+hydra.callbacks) when it logs to W&B.
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="+", type=Path, help="a sweep directory, or run directories")
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: <the one path given>/report, else ./report)")
+    parser.add_argument("--wandb", choices=("offline", "online"), default=None,
+                        help="also log the comparison (a W&B Table and a gain-vs-forgetting chart) as one W&B run")
+    parser.add_argument("--wandb-project", default="spot")
     args = parser.parse_args(argv)
 
-    from spot.evaluate.report import ReportError, find_runs, format_markdown, table_rows, write_report
+    from spot.evaluate.report import ReportError, find_runs, format_markdown, push_to_wandb, table_rows, write_report
 
     try:
         runs = find_runs(args.paths)
@@ -34,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     written = write_report(runs, out)
     print(format_markdown(table_rows(runs)))
     print(f"\n{len(runs)} runs; wrote " + ", ".join(str(p) for p in written.values()))
+    if args.wandb:
+        run_dir = push_to_wandb(table_rows(runs), out, project=args.wandb_project, mode=args.wandb)
+        print(f"W&B comparison run: {run_dir}" + (f" (upload: wandb sync {run_dir})" if args.wandb == "offline"
+                                                  else ""))
     return 0
 
 

@@ -164,8 +164,9 @@ def test_a_sweep_of_two_process_runs_runs_each_job_once_in_its_own_directory(tmp
     # one sweep directory (multirun/<date>/<time>): a rank 1 re-running the sweep would make its own, its ${now}
     # being a few seconds later, and leave the jobs' directories without their rank-1 files
     (sweep,) = (tmp_path / "multirun").glob("*/*")
-    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name != "report")
     assert jobs == ["0_bco", "1_dpo"] and not (tmp_path / "outputs").exists()
+    assert (sweep / "report" / "table.md").exists()  # the sweep's report, in the sweep's own directory
     for job, loss in (("0_bco", "bco"), ("1_dpo", "dpo")):
         run = sweep / job
         assert json.loads((run / "metrics.json").read_text())["run"]["loss"] == loss

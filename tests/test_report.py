@@ -128,3 +128,19 @@ def test_derive_pairs_filters_by_gamma_then_subsamples():
         derive(rows, gamma=0.6, n=8)
     with pytest.raises(ValueError, match="row 1 has no r_lcs"):
         derive([{"id": 0}], gamma=0.5)
+
+
+def test_report_logs_the_forgetting_comparison_to_wandb_offline(toy_sweep, tmp_path):
+    """The W&B run's Table, read back from the offline run's files: one row per method, the report's numbers."""
+    out = tmp_path / "report"
+    proc = run([str(ROOT / "report.py"), str(toy_sweep), "--out", str(out), "--wandb", "offline"], cwd=tmp_path)
+    assert "W&B comparison run:" in proc.stdout and "wandb sync" in proc.stdout
+    (table_file,) = out.glob("wandb/offline-run-*/files/media/table/comparison_*.table.json")
+    table = json.loads(table_file.read_text())
+    assert table["columns"][:3] == ["label", "method", "runs"] and "forgetting" in table["columns"]
+    rows = {r[0]: dict(zip(table["columns"], r)) for r in table["data"]}
+    assert list(rows) == ["Base", *METHODS]
+    want = {r["label"]: r for r in csv.DictReader((out / "table.csv").open())}
+    for label in METHODS:
+        assert rows[label]["forgetting"] == pytest.approx(float(want[label]["forgetting"]))
+        assert rows[label]["delta_in_domain"] == pytest.approx(float(want[label]["delta_in_domain"]))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from hydra.experimental.callback import Callback
 
 log = logging.getLogger(__name__)
 
@@ -183,3 +184,44 @@ def write_report(runs: list[Run], out_dir: Path) -> dict[str, Path]:
     written |= plot_tradeoff(rows, out_dir)
     written |= plot_curves(curves, out_dir)
     return written
+
+
+WANDB_COLUMNS = ("label", "method", "runs", "in_domain", "ood", "prior", "delta_in_domain", "delta_ood",
+                 "forgetting")
+
+
+def push_to_wandb(rows: list[dict], out_dir: Path, project: str = "spot", mode: str = "offline",
+                  name: str = "forgetting-vs-gain") -> Path:
+    """One W&B run holding the comparison: a Table with a row per method (the table.csv rows: accuracies,
+    in-domain gain, forgetting) and a scatter chart of in-domain gain against forgetting. Returns its run
+    directory (offline: `wandb sync <it>` uploads it)."""
+    import wandb
+
+    run = wandb.init(project=project, mode=mode, dir=str(out_dir), job_type="report", name=name,
+                     config={"runs": sum(r.get("runs", 0) for r in rows if r["label"] != "Base")})
+    table = wandb.Table(columns=list(WANDB_COLUMNS), data=[[r.get(c) for c in WANDB_COLUMNS] for r in rows])
+    run.log({"comparison": table,
+             "forgetting_vs_gain": wandb.plot.scatter(table, "forgetting", "delta_in_domain",
+                                                      title="In-domain gain vs forgetting (base prior - prior)")})
+    run_dir = Path(run.dir).parent  # .../wandb/offline-run-<id>/files -> the run directory
+    run.finish()
+    return run_dir
+
+
+class SweepReport(Callback):
+    """A Hydra callback (conf/train.yaml hydra.callbacks): when a train.py sweep ends, its report is written
+    into <sweep dir>/report/ and, with the W&B logger, the comparison is logged as one W&B run there."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        sweep = Path(config.hydra.sweep.dir)
+        try:
+            runs = find_runs([sweep])
+        except ReportError as e:  # e.g. every job failed: nothing to compare
+            log.warning("no sweep report: %s", e)
+            return
+        write_report(runs, sweep / "report")
+        logger = config.get("logger") or {}
+        if "WandbLogger" in str(logger.get("_target_", "")):
+            push_to_wandb(table_rows(runs), sweep / "report", project=logger.get("project", "spot"),
+                          mode="offline" if logger.get("offline", True) else "online")
+        log.info("sweep report in %s", sweep / "report")
