@@ -168,7 +168,7 @@ def spot_worker(spec: dict, loss: str, options: set[str]) -> dict:
     fn = losses.Objective(getattr(losses, loss), beta=BETA)
     module = SPoTModule(load_model(spec["model_dir"]), fn,
                         reference=load_model(spec["model_dir"]) if live else None,
-                        reward_shift=losses.RewardShift() if fn.func.needs_shift else None,
+                        reward_shift=losses.RewardShift() if fn.needs_shift else None,
                         optim=OptimConfig(lr=LR, betas=(0.9, 0.95), weight_decay=0.0, warmup_ratio=0.0,
                                           min_lr_ratio=1.0),
                         precomputed_reference=not live)
