@@ -144,3 +144,19 @@ def test_report_logs_the_forgetting_comparison_to_wandb_offline(toy_sweep, tmp_p
     for label in METHODS:
         assert rows[label]["forgetting"] == pytest.approx(float(want[label]["forgetting"]))
         assert rows[label]["delta_in_domain"] == pytest.approx(float(want[label]["delta_in_domain"]))
+
+
+def test_figures_leave_out_panels_no_run_logged(tmp_path):
+    """kl.png of runs without the evaluation callback: one panel (train/kl), not a second, empty frame."""
+    import struct
+
+    from spot.evaluate.figures import plot_curves
+
+    width = lambda p: struct.unpack(">I", p.read_bytes()[16:20])[0]  # PNG IHDR: width, then height
+    curves = [{"label": "bco", "run": "r", "step": s, "metric": "train/kl", "value": 0.01 * s} for s in range(5)]
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one = plot_curves(curves, tmp_path / "one")["kl.png"]
+    both = curves + [{"label": "bco", "run": "r", "step": 1, "metric": "eval/kl/token", "value": 0.1}]
+    two = plot_curves(both, tmp_path / "two")["kl.png"]
+    assert width(two) > 1.8 * width(one)  # two panels side by side, against the one panel with data

@@ -53,6 +53,9 @@ def _series(curves: list[dict], metric: str) -> dict[str, tuple[list[int], list[
 def _panels(curves: list[dict], panels, path: Path, ncols: int = 2):
     # one colour per label in every panel and figure: labels keep the report's row order
     colours = {label: f"C{i % 10}" for i, label in enumerate(dict.fromkeys(c["label"] for c in curves))}
+    # panels no run logged are left out (an empty frame reads as a broken figure); one stays to say so
+    panels = [p for p in panels if _series(curves, p[0])] or list(panels)[:1]
+    ncols = min(ncols, len(panels))
     nrows = (len(panels) + ncols - 1) // ncols
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.6 * nrows), squeeze=False)
     for ax, (metric, title) in zip(axes.flat, panels):
