@@ -207,3 +207,16 @@ def test_a_second_run_on_the_same_out_dir_is_refused_and_nothing_is_paid_twice(m
     c = json.loads((out / "report.json").read_text())["counts"]
     keys = [r["key"] for r in read(journal)]
     assert paid == c["oracle_requests"] == len(keys) == len(set(keys))  # each call paid and journaled once
+
+
+def test_a_rerun_with_another_seed_resumes_when_nothing_is_sampled(micro_model_dir, tmp_path):
+    """The problems carry their student answers, so nothing is sampled: seed and chunk_size do not change any
+    record, and a rerun with others resumes the journals (it was refused) and asks the Oracle nothing again."""
+    args, out, env = oracle_run(tmp_path, in_flight=4)
+    with FakeServer(FakeSettings(api_key=KEY)).start() as srv:
+        run(command(out, srv.url, micro_model_dir, *args))
+        first = srv.stats_snapshot()["counts"]["ok"]
+        run(command(out, srv.url, micro_model_dir, *args, "seed=7", "chunk_size=8"))
+        assert srv.stats_snapshot()["counts"]["ok"] == first  # every call came from the journal
+    c = json.loads((out / "report.json").read_text())["counts"]
+    assert c["oracle_skipped_journaled_this_run"] == c["oracle_requests"] == first

@@ -215,3 +215,4 @@ def test_a_run_that_keeps_no_pair_warns_and_exits_3_unless_allowed(micro_model_d
     assert json.loads((tmp_path / "a" / "report.json").read_text())["counts"]["pairs"] == 0
     allowed = run_rectify(*args, f"out_dir={tmp_path / 'b'}", "allow_empty=true")
     assert allowed.returncode == 0, allowed.stderr[-2000:]
+

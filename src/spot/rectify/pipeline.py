@@ -128,11 +128,12 @@ def run(items: list[Item], sampler: Sampler, tokenize: Tokenize, verifier: Verif
 def _run(items: list[Item], sampler: Sampler, tokenize: Tokenize, verifier: Verifier, oracle: Oracle,
          cfg: RectifyConfig, settings: dict[str, dict], jdir: Path) -> dict:
     out, t_start, seconds = Path(cfg.out_dir), time.time(), {}
-    policy = settings.get("samples", {})
+    sampled_with = {**settings.get("samples", {}), "seed": cfg.seed, "chunk_size": cfg.chunk_size}
     if all(it.completion is not None for it in items):
-        policy = {}  # completions came with the problems: the policy (only its tokenizer is used) is free to change
-    settings = {**settings, "samples": {**policy, "problems": problems_digest(items), "seed": cfg.seed,
-                                        "chunk_size": cfg.chunk_size}}
+        # completions came with the problems: nothing is sampled, so the policy (only its tokenizer is used),
+        # the seed and the chunking are free to change
+        sampled_with = {}
+    settings = {**settings, "samples": {**sampled_with, "problems": problems_digest(items)}}
     check_manifest(jdir / "manifest.json", settings)
 
     t = time.time()
