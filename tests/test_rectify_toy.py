@@ -216,3 +216,21 @@ def test_a_run_that_keeps_no_pair_warns_and_exits_3_unless_allowed(micro_model_d
     allowed = run_rectify(*args, f"out_dir={tmp_path / 'b'}", "allow_empty=true")
     assert allowed.returncode == 0, allowed.stderr[-2000:]
 
+
+
+def test_outputs_are_replaced_as_a_set_with_a_marker(micro_model_dir, tmp_path):
+    """A rerun with direct=false leaves no direct.jsonl of the earlier run; temp files a killed writer left are
+    removed; COMPLETE, written last, lists the set."""
+    out = tmp_path / "toy"
+    args = (f"model.path={micro_model_dir}", f"out_dir={out}", "problems.source.n=16", "chunk_size=16",
+            "sampling.max_new_tokens=40")
+    assert run_rectify(*args).returncode == 0
+    assert json.loads((out / "COMPLETE").read_text()) == sorted(["pairs.jsonl", "rft.jsonl", "drops.jsonl",
+                                                                 "direct.jsonl", "report.json"])
+    (out / ".pairs.jsonl.tmp-999999").write_text("half a file")  # what a kill during the write leaves
+    done = run_rectify(*args, "direct=false")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not (out / "direct.jsonl").exists() and not list(out.glob(".*.tmp-*"))
+    assert json.loads((out / "COMPLETE").read_text()) == sorted(["pairs.jsonl", "rft.jsonl", "drops.jsonl",
+                                                                 "report.json"])
+    assert json.loads((out / "report.json").read_text())["counts"]["direct"] == 0

@@ -120,4 +120,29 @@ def write_atomic(path: str | Path, text: str) -> None:
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
-    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_atomic(path, jsonl_text(rows))
+
+
+def jsonl_text(rows: Iterable[dict]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def replace_output_set(directory: str | Path, files: dict[str, str], names: Iterable[str],
+                       marker: str = "COMPLETE") -> None:
+    """Writes `files` ({name: text}) into `directory` as one set that replaces the previous one.
+
+    The marker goes first, then each file is replaced atomically, then the set's other `names` that this run
+    did not write are removed (a rerun with direct=false leaves no direct.jsonl from an earlier run), then
+    temp files that a killed writer left behind, and the marker is written last, listing the files. A reader
+    that finds no marker is looking at a set being written, or one whose writer died. The caller must be the
+    only writer (spot.rectify.journal.journal_lock).
+    """
+    directory = Path(directory)
+    (directory / marker).unlink(missing_ok=True)
+    for name, text in files.items():
+        write_atomic(directory / name, text)
+    for name in set(names) - set(files):
+        (directory / name).unlink(missing_ok=True)
+    for tmp in directory.glob(".*.tmp-*"):
+        tmp.unlink(missing_ok=True)
+    write_atomic(directory / marker, json.dumps(sorted(files), indent=1) + "\n")

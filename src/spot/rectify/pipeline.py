@@ -11,6 +11,7 @@ unjournaled work and writes the same files an uninterrupted run writes. Outputs 
     direct.jsonl  {"prompt", "completion", "id", "answer"}   the Oracle's from-scratch solutions (SFT data)
     drops.jsonl   {"id", "stage", "reason", ...}             why each wrong sample gave no pair
     report.json   counts per stage, drop reasons, R_LCS distribution, Oracle tokens and cost, timings
+    COMPLETE      written last, listing the files: the set is whole (each run replaces the last run's set)
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from spot.rectify.oracles.base import Oracle
 from spot.rectify.problems import Item
 from spot.rectify.report import make_report
 from spot.rectify.sampling import Sampler, sample_stage
-from spot.rows import write_atomic, write_jsonl
+from spot.rows import jsonl_text, replace_output_set, write_atomic
 
 
 class RectifyError(UserError):
@@ -64,6 +65,9 @@ class RectifyConfig:
         for key, value in (("chunk_size", self.chunk_size), ("oracle.max_in_flight", self.max_in_flight)):
             check_type(value, int, key)
             check(value >= 1, key, f"must be at least 1, got {value}")
+
+
+OUTPUT_SET = ("pairs.jsonl", "rft.jsonl", "drops.jsonl", "direct.jsonl", "report.json")
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -164,15 +168,15 @@ def _run(items: list[Item], sampler: Sampler, tokenize: Tokenize, verifier: Veri
     seconds["filter"] = time.time() - t
 
     t = time.time()
-    write_jsonl(out / "pairs.jsonl", pairs.rows)
-    write_jsonl(out / "rft.jsonl", rft)
-    write_jsonl(out / "drops.jsonl", pairs.drops + (direct.drops if direct else []))
+    files = {"pairs.jsonl": jsonl_text(pairs.rows), "rft.jsonl": jsonl_text(rft),
+             "drops.jsonl": jsonl_text(pairs.drops + (direct.drops if direct else []))}
     if direct is not None:
-        write_jsonl(out / "direct.jsonl", direct.rows)
+        files["direct.jsonl"] = jsonl_text(direct.rows)
     seconds["write"] = time.time() - t
     seconds["total"] = time.time() - t_start
     report = make_report(items, verdicts, n_sampled, requests, counts, journal.records, pairs, direct, rft,
                          cfg, oracle.name, seconds)
     report["oracle_attempts_this_run"] = dict(getattr(oracle, "stats", {}))  # retries by kind, given up
-    write_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
+    files["report.json"] = json.dumps(report, indent=2) + "\n"
+    replace_output_set(out, files, OUTPUT_SET)  # replaces the last run's set whole, COMPLETE written last
     return report
