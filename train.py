@@ -108,7 +108,8 @@ def run(cfg: DictConfig) -> dict:
     if mid_epoch is not None:
         from lightning.pytorch.callbacks import ModelCheckpoint
 
-        callbacks.append(ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0, **mid_epoch))
+        callbacks.append(ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0,
+                                         enable_version_counter=False, **mid_epoch))  # the same last.ckpt
     if precompute:
         callbacks.append(ReferenceLogps(cfg.speed.reference_cache_dir,
                                         model_key=weights_key(cfg.model.path, model_config)))
