@@ -9,7 +9,6 @@ A malformed row stops the run with one line naming the file, the line and the fi
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import lightning as L
 import torch
@@ -17,7 +16,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from spot.chat import ChatFormat
 from spot.errors import DataError, check, check_type
-from spot.rows import iter_rows
+from spot.rows import check_exists, iter_rows
 from spot.speed.layout import LAYOUTS, layout_batch
 
 log = logging.getLogger(__name__)
@@ -200,9 +199,7 @@ class PairDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set:
             return
-        if not Path(self.path).exists() and Path(self.path).suffix == ".jsonl":
-            hint = f"; create it with: {self.make_command}" if self.make_command else ""
-            raise DataError(f"data.path={self.path} does not exist{hint}")
+        check_exists(self.path, "data.path", self.make_command)
         fields = ("chosen", "rejected") if self.pairs else ("chosen",)
         examples, dropped = [], 0
         for row in read_examples(self.path, self.pairs):

@@ -22,6 +22,11 @@ class DataError(UserError):
     """A data file or row that cannot be used; the message names the file, line and field."""
 
 
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The first line of a library's exception message (its type name when empty), for one-line errors."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]
+
+
 def exit_with(error: BaseException) -> None:
     """One line on stderr, exit status 2: the style of every entry point. A run stopped this way before it
     wrote anything leaves no run directory behind (`discard_unused_run_dir`)."""

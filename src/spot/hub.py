@@ -8,7 +8,7 @@ skip the check: those runs never touch the network.
 
 from __future__ import annotations
 
-from spot.errors import UserError
+from spot.errors import UserError, first_line
 
 
 def check_local_model(path: str, key: str = "model.path") -> None:
@@ -41,13 +41,9 @@ def check_reachable(repo_id: str, key: str, repo_type: str = "model", probe_file
         raise UserError(f"{key}={repo_id}: no such {repo_type} on the Hugging Face hub (or it is private: "
                         "hf auth login), and no local path of that name exists") from None
     except HfHubHTTPError as e:
-        raise UserError(f"{key}={repo_id}: the hub answered {_first_line(e)}") from None
+        raise UserError(f"{key}={repo_id}: the hub answered {first_line(e, 200)}") from None
     except Exception as e:  # no network: fine if a copy is cached
         if isinstance(hub.try_to_load_from_cache(repo_id, probe_file, repo_type=repo_type), str):
             return
         raise UserError(f"{key}={repo_id}: no local path of that name, and as a hub id: huggingface.co cannot be "
-                        f"reached ({_first_line(e)}) and no copy is cached") from None
-
-
-def _first_line(e: BaseException) -> str:
-    return ((str(e).strip().splitlines() or [type(e).__name__])[0])[:200]
+                        f"reached ({first_line(e, 200)}) and no copy is cached") from None

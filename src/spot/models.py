@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from spot.errors import ConfigError, UserError
+from spot.errors import ConfigError, UserError, first_line
 from spot.lora import has_adapters
 from spot.preflight import check_attention
 
@@ -40,10 +40,10 @@ def _load(loader, path: str, what: str, **kwargs):
     try:
         return loader(path, **kwargs)
     except OSError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         where = "" if local.exists() else "no local directory of that name, and as a hub id: "
-        raise ModelLoadError(f"model.path={path}: {where}cannot load the {what} ({first[:200]}). The toy base is "
-                             "assets/toy-base (rebuild: python -m spot.toy.pretrain --out assets/toy-base)") from e
+        raise ModelLoadError(f"model.path={path}: {where}cannot load the {what} ({first_line(e, 200)}). The toy "
+                             "base is assets/toy-base (rebuild: python -m spot.toy.pretrain --out assets/toy-base)"
+                             ) from e
 
 
 def load_tokenizer(path: str) -> PreTrainedTokenizerBase:

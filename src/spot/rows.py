@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from spot.errors import DataError
+from spot.errors import DataError, first_line
 
 LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
 
@@ -65,8 +65,7 @@ def iter_rows(path: str, key: str = "path", split: str = "train", subset: str | 
     try:
         ds = datasets.load_dataset(path, subset, split=split)
     except Exception as e:  # offline, unknown id, wrong split: the library's first line says which
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise DataError(f"{key}={path}: cannot load dataset (split {split}): {first[:300]}") from None
+        raise DataError(f"{key}={path}: cannot load dataset (split {split}): {first_line(e)}") from None
     for i, row in enumerate(ds):
         yield f"{path}[{split}]:row {i + 1}", row
 
