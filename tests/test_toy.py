@@ -2,6 +2,7 @@
 
 import asyncio
 import random
+import re
 
 import pytest
 
@@ -11,12 +12,14 @@ from spot.toy.tasks import (
     FACTS,
     IN_DOMAIN,
     OOD,
+    SLIPS,
     Problem,
     extract_answer,
     first_error,
     make_prior,
     make_problem,
     parse_problem,
+    slipped_solution,
     split_rng,
 )
 
@@ -125,3 +128,72 @@ def test_batched_generation_equals_one_at_a_time(micro_model_dir):
     together = generate(model, ChatFormat(tok), prompts, s, progress=False)
     alone = [generate(model, ChatFormat(tok), [p], s, progress=False)[0] for p in prompts]
     assert together == alone
+
+
+@pytest.mark.parametrize("slip", SLIPS)
+def test_a_slipped_solution_has_one_wrong_step_and_carries_on_from_it(slip):
+    rng, kinds, verbs = random.Random(3), set(), set()
+    for _ in range(300):
+        p = make_problem(rng, IN_DOMAIN)
+        text = slipped_solution(p, slip, rng)
+        if text is None:  # no step of this chain admits the slip without a negative number
+            continue
+        lines = text.split("\n")
+        steps = [tuple(int(x) for x in re.fullmatch(r"(\d+)[+-](\d+)=(\d+)", line).groups()) for line in lines[:-1]]
+        ops = [line.split("=")[0].strip("0123456789")[0] for line in lines[:-1]]
+        wrong = [k for k, ((a, b, c), op) in enumerate(zip(steps, ops))
+                 if op != p.ops[k][0] or c != (a + b if op == "+" else a - b)]
+        assert len(wrong) == 1, text  # exactly one slipped step, every later one right from the slipped value
+        k = wrong[0]
+        assert all(steps[j][0] == steps[j - 1][2] for j in range(1, len(steps)))  # carried on
+        assert [b for _, b, _ in steps] == [n for _, n in p.ops]                  # the problem's numbers
+        assert lines[-1] == f"#### {steps[-1][2]}" != f"#### {p.answer}"
+        kinds.add(first_error(p, text))
+        if slip != "result":
+            verbs.add(p.ops[k][0])
+            assert ops[k] != p.ops[k][0]
+    assert kinds == {"arithmetic" if slip == "result" else "sign"}
+    assert verbs == ({slip[-1]} if slip != "result" else set())
+
+
+def test_the_slips_corpus_is_verb_balanced_and_the_clean_stream_is_unchanged():
+    from spot.toy.pretrain import sample_example
+
+    r1, r2 = random.Random(5), random.Random(5)
+    clean = [sample_example(r1, 0.3) for _ in range(200)]
+    # slip_fraction=0 takes no extra draw: the stream is the one the shipped base was trained on
+    assert clean == [sample_example(r2, 0.3, slip_fraction=0.0) for _ in range(200)]
+    rng, counts = random.Random(7), {"none": 0, "+": 0, "-": 0, "arithmetic": 0}
+    for _ in range(6000):
+        q, a = sample_example(rng, 0.0, slip_fraction=0.1)
+        p = parse_problem(q)
+        kind = first_error(p, a)
+        if kind == "sign":
+            lines = a.split("\n")
+            k = next(k for k, (op, _) in enumerate(p.ops) if (("+" in lines[k]) != (op == "+")))
+            kind = p.ops[k][0]
+        counts[kind] += 1
+    slipped = counts["+"] + counts["-"] + counts["arithmetic"]
+    assert 0.08 < slipped / 6000 < 0.12
+    assert abs(counts["+"] - counts["-"]) < 0.25 * (counts["+"] + counts["-"]) / 2 + 10
+    assert abs(counts["arithmetic"] - (counts["+"] + counts["-"])) < 0.2 * slipped
+
+
+def test_the_candidate_ood_splits_are_what_their_names_say():
+    from spot.toy.suites import toy_suite
+    from spot.toy.tasks import NAMES, NEW_NAMES, NEW_OBJECTS, OBJECTS
+
+    (long,) = toy_suite("ood_long", 50)
+    (reworded,) = toy_suite("ood_reworded", 50)
+    (names,) = toy_suite("ood_names", 50)
+    (test,) = toy_suite("in_domain", 50)
+    assert {len(parse_problem(q).ops) for q in long.prompts} == {5}
+    assert all(max(parse_problem(q).values()) <= IN_DOMAIN.max_value for q in long.prompts)
+    for q, a in zip(reworded.prompts, reworded.answers):
+        p = parse_problem(q)
+        assert q.startswith(f"{p.name} starts with") and q.endswith("have now?") and str(p.answer) == a
+        assert 2 <= len(p.ops) <= 4
+    for q in names.prompts:
+        p = parse_problem(q)
+        assert p.name in NEW_NAMES and p.obj in NEW_OBJECTS and p.name not in NAMES and p.obj not in OBJECTS
+    assert len({*long.prompts, *reworded.prompts, *names.prompts, *test.prompts}) == 200

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 
 NAMES = ["Ann", "Bob", "Cy", "Dee", "Eve", "Max", "Sam", "Zoe"]
 OBJECTS = ["pens", "coins", "books", "cards", "eggs", "shells"]
+# Names and objects no pretraining example uses (the candidate OOD split toy_ood_names of experiments/study)
+NEW_NAMES = ["Kim", "Lou", "Ned", "Pia", "Ray", "Tia"]
+NEW_OBJECTS = ["apples", "stamps", "rocks", "beads"]
 ADD_VERBS = ["gets", "finds", "buys"]
 SUB_VERBS = ["loses", "sells", "eats"]
 ANSWER_MARK = "#### "
@@ -38,6 +41,10 @@ class Difficulty:
 
 IN_DOMAIN = Difficulty(min_steps=2, max_steps=4, max_value=99, max_operand=40)
 OOD = Difficulty(min_steps=5, max_steps=6, max_value=199, max_operand=90)
+# Candidate OOD splits of experiments/study (toy_ood sits at the floor, 0.8% for the shipped base, so no change
+# in it can be seen): one step longer than any chain trained on, in the in-domain number range; and in-domain
+# chains told in words the model never read (Problem.reworded_text).
+OOD_LONG = Difficulty(min_steps=5, max_steps=5, max_value=99, max_operand=40)
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,16 @@ class Problem:
         for (_, n), verb in zip(self.ops, self.verbs, strict=True):
             sentences.append(f"{self.name} {verb} {n}.")
         sentences.append(f"How many {self.obj}?")
+        return " ".join(sentences)
+
+    @property
+    def reworded_text(self) -> str:
+        """The same problem in another wording, same verbs and numbers: "Ann starts with 12 pens. Then Ann buys
+        5. Then Ann loses 3. How many pens does Ann have now?" (no pretraining example is worded so)."""
+        sentences = [f"{self.name} starts with {self.start} {self.obj}."]
+        for (_, n), verb in zip(self.ops, self.verbs, strict=True):
+            sentences.append(f"Then {self.name} {verb} {n}.")
+        sentences.append(f"How many {self.obj} does {self.name} have now?")
         return " ".join(sentences)
 
     def values(self) -> list[int]:
@@ -86,12 +103,43 @@ def steps_to_text(steps: list[tuple[int, str, int]]) -> str:
     return "\n".join(lines) + f"\n{ANSWER_MARK}{final}"
 
 
+SLIPS = ("sign+", "sign-", "result")  # a "+" step written with "-", a "-" step written with "+", a wrong result
+
+
+def slipped_solution(problem: Problem, slip: str, rng: random.Random) -> str | None:
+    """The house-style solution with one slip of kind `slip` (SLIPS), as a writer who knows the rule makes it
+    now and then: a step of the chain, drawn uniformly among those where the slip can be made, gets the wrong
+    operator (computed with it: `17-5=12` for "buys 5") or a result off by 1-3; every later step carries on from
+    the slipped value, and the marked answer is where the chain ends. None when no step of this problem admits
+    the slip without a negative number somewhere in the chain.
+    """
+    options = []
+    for k, (op, n) in enumerate(problem.ops):
+        if slip == "result":
+            options += [(k, op, off) for off in (-3, -2, -1, 1, 2, 3)]
+        elif op == slip[-1]:
+            options.append((k, "-" if op == "+" else "+", 0))
+    rng.shuffle(options)
+    for k, wrong_op, off in options:
+        lines, value = [], problem.start
+        for j, (op, n) in enumerate(problem.ops):
+            a, op = value, wrong_op if j == k else op
+            value = (a + n if op == "+" else a - n) + (off if j == k else 0)
+            lines.append(f"{a}{op}{n}={value}")
+            if value < 0:
+                break
+        else:
+            return "\n".join(lines) + f"\n{ANSWER_MARK}{value}"
+    return None
+
+
 _SENTENCE = re.compile(r"(\w+) (" + "|".join(ADD_VERBS + SUB_VERBS) + r") (\d+)\.")
-_START = re.compile(r"^(\w+) has (\d+) (\w+)\.")
+_START = re.compile(r"^(\w+) (?:has|starts with) (\d+) (\w+)\.")
 
 
 def parse_problem(text: str) -> Problem:
-    """Inverse of `Problem.text`: the toy Oracle reads problems as text, as a real Oracle would."""
+    """Inverse of `Problem.text` (and of `reworded_text`): the toy Oracle reads problems as text, as a real Oracle
+    would."""
     head = _START.match(text)
     if head is None:
         raise ValueError(f"not a toy arithmetic problem: {text[:60]!r}")
