@@ -44,7 +44,7 @@ def run(cfg: DictConfig) -> dict:
     sampling = sampling_of(cfg.eval.sampling, "eval.sampling")
     suites = build_suites(cfg.eval)
     engine = engine_of(cfg.generation)
-    lora = LoraSpec(**OmegaConf.to_container(cfg.model.lora)) if cfg.model.get("lora") else LoraSpec()
+    lora = LoraSpec(**OmegaConf.to_container(cfg.model.lora, resolve=True)) if cfg.model.get("lora") else LoraSpec()
     check_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
     # then what the hardware and the precision allow
     strategy = cfg.trainer.get("strategy")
@@ -76,11 +76,11 @@ def run(cfg: DictConfig) -> dict:
     tokenizer = load_tokenizer(cfg.model.path)
     model_config = load_config(cfg.model.path)
     check_model_fits(cfg.model.path, model_config, lora, weights_dtype, cfg.trainer.accelerator,
-                     cfg.trainer.devices, OmegaConf.to_container(strategy) if hasattr(strategy, "keys") else strategy,
+                     cfg.trainer.devices, OmegaConf.to_container(strategy, resolve=True) if hasattr(strategy, "keys") else strategy,
                      live_reference)
     chat = ChatFormat(tokenizer, cfg.model.enable_thinking, cfg.model.problem_template)
     datamodule = PairDataModule(chat=chat, pairs=objective.needs_pairs, seed=cfg.seed, layout=cfg.speed.layout,
-                                group_by_length=cfg.speed.group_by_length, **OmegaConf.to_container(cfg.data))
+                                group_by_length=cfg.speed.group_by_length, **OmegaConf.to_container(cfg.data, resolve=True))
     datamodule.setup("fit")
     attn = cfg.model.get("attn_implementation")
     policy = load_model(cfg.model.path, weights_dtype, attn)

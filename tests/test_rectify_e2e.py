@@ -124,6 +124,11 @@ def test_faults_and_kill9_then_rerun_equals_uninterrupted(micro_model_dir, tmp_p
     assert {"oracle_error:no_markers", "oracle_error:empty", "oracle_wrong"} <= set(drops)
     assert c["pairs"] + sum(drops.values()) == c["wrong"] == 300 and c["rft"] == 100
     assert sum(report["oracle_attempts_this_run"].get(k, 0) for k in ("retry_429", "retry_500")) > 0
+    # the calls on the wire at the kill: every one the server answered (paid, never journaled) is among those the
+    # report counts as lost in flight, and their estimated cost is on top of the journaled replies' cost
+    u = report["oracle_usage"]
+    assert ok_before - at_kill <= u["calls_lost_in_flight"] <= 4 * 16  # at most the killed run's workers
+    assert u["cost_usd_with_lost_estimate"] >= u["cost_usd"]
     print(f"\nkill -9 after {at_kill}/{c['oracle_requests']} journaled; rerun asked {ok_rerun}; "
           f"in flight at the kill and paid twice: {ok_before - at_kill}; pairs {c['pairs']}; "
           f"drops {drops}; rerun attempts {report['oracle_attempts_this_run']}")
@@ -164,6 +169,31 @@ def oracle_run(tmp_path: Path, in_flight: int) -> tuple[tuple[str, ...], Path, d
     args = ("problems=jsonl", f"problems.source.path={problems}", "problems.source.completion_keys=[student]",
             "with_reference=true", f"oracle.max_in_flight={in_flight}")
     return args, tmp_path / "run", {**os.environ, "ANTHROPIC_API_KEY": KEY}
+
+
+def test_identical_requests_are_asked_once_and_every_twin_gets_the_reply(micro_model_dir, tmp_path):
+    """Ten problems appear twice with the same student answer (GSM8K's train split repeats questions): each
+    distinct request is paid once, every twin still makes its pair and its direct row, and a rerun asks nothing."""
+    args, out, env = oracle_run(tmp_path, in_flight=4)
+    problems = tmp_path / "problems.jsonl"
+    rows = problems.read_text().splitlines(keepends=True)
+    problems.write_text("".join(rows + rows[:10]))  # rows 0-9 again: 7 of them wrong, 10 direct
+    with FakeServer(FakeSettings(api_key=KEY)).start() as srv:
+        run(command(out, srv.url, micro_model_dir, *args))
+        paid = srv.stats_snapshot()["counts"]["ok"]
+        run(command(out, srv.url, micro_model_dir, *args))
+        assert srv.stats_snapshot()["counts"]["ok"] == paid  # the rerun: all from the journal
+    c = json.loads((out / "report.json").read_text())["counts"]
+    assert c["oracle_requests"] == 45 + 7 + 60 + 10 and c["oracle_distinct_requests"] == 45 + 60 == paid
+    assert c["oracle_twins_asked_once_this_run"] == 17
+    assert len(read(out / "journal" / "oracle.jsonl")) == paid
+    pairs = read(out / "pairs.jsonl")
+    assert c["wrong"] == 52 and len(pairs) == 52 and len({p["id"] for p in pairs}) == 52
+    by_prompt: dict[str, set] = {}
+    for p in pairs:
+        by_prompt.setdefault(p["prompt"] + p["rejected"], set()).add(p["chosen"])
+    assert all(len(chosen) == 1 for chosen in by_prompt.values())  # twins got the same reply
+    assert c["direct"] == 70
 
 
 def test_a_400_stops_the_run_journals_nothing_and_the_rerun_asks_again(micro_model_dir, tmp_path):

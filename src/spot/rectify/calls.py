@@ -3,11 +3,21 @@
 A reply that came back (useful or not: no markers, empty, a wrong answer) was paid for, so it is journaled
 and never asked again; the filter decides what to do with it. A call that failed for good (the backend raised
 `Unavailable` after its retries) is not journaled, so a rerun asks again.
+
+Requests with the same content (kind, problem, answer shown, reference) are asked once: the first request's key
+is journaled and every twin reads its reply (`replies_by_key`). GSM8K's training set repeats questions, and a
+policy can give one wrong answer twice; the Oracle would be paid for the same reply again.
+
+Every call is also logged in a second journal, `calls` (one "sent" record before the request goes out, one
+"replied" or "failed" after): a call sent by a run that was killed before its reply arrived may have been paid
+for without a reply to journal, and the report counts those (spot.rectify.report.usage).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from dataclasses import asdict, dataclass
 
 from spot.progress import Progress
@@ -25,8 +35,33 @@ class Request:
     reference: str | None = None  # the reference answer, for the prompt variant that shows it
 
 
+    @property
+    def content(self) -> tuple:
+        """What the Oracle is shown: two requests with the same content get the same reply."""
+        return (self.kind, self.problem, self.answer, self.reference)
+
+
 def reply_from_record(rec: dict) -> OracleReply:
     return OracleReply(**{k: v for k, v in rec.items() if k in OracleReply.__dataclass_fields__})
+
+
+def answering_keys(requests: list[Request], journaled: set[str]) -> dict[tuple, str]:
+    """content -> the key whose reply answers it: a journaled key when one of the twins has one (an earlier run
+    may have asked a twin other than the first), else the first request's."""
+    first: dict[tuple, str] = {}
+    for r in requests:
+        if r.key in journaled:
+            first.setdefault(r.content, r.key)
+    for r in requests:
+        first.setdefault(r.content, r.key)
+    return first
+
+
+def replies_by_key(requests: list[Request], records: list[dict]) -> dict[str, OracleReply]:
+    """Every request's reply, twins included; a request whose content was never answered is absent."""
+    journaled = {rec["key"]: reply_from_record(rec) for rec in records}
+    answering = answering_keys(requests, set(journaled))
+    return {r.key: journaled[answering[r.content]] for r in requests if answering[r.content] in journaled}
 
 
 async def _ask(oracle: Oracle, req: Request) -> OracleReply:
@@ -36,30 +71,38 @@ async def _ask(oracle: Oracle, req: Request) -> OracleReply:
 
 
 async def oracle_stage(requests: list[Request], oracle: Oracle, journal: Journal, workers: int,
-                       progress: bool = True) -> dict[str, int]:
-    """Asks every request not yet journaled, from `workers` concurrent tasks; returns this run's counts.
+                       progress: bool = True, calls: Journal | None = None) -> dict[str, int]:
+    """Asks every distinct request not yet journaled, from `workers` concurrent tasks; returns this run's
+    counts. `calls`, when given, logs each call's sending and its outcome (the module docstring).
 
     The remote backends cap the calls on the wire themselves (their `max_in_flight`), holding a slot only
     while a request is out; the pipeline runs more workers than that, so that calls asleep in backoff leave
     no slot idle.
     """
     done = {rec["key"] for rec in journal.records}
-    pending = [r for r in requests if r.key not in done]
+    answering = answering_keys(requests, done)
+    distinct = [r for r in requests if answering[r.content] == r.key]
+    pending = [r for r in distinct if r.key not in done]
     todo = iter(pending)
-    counts = {"calls": 0, "replies": 0, "unavailable": 0,
-              "skipped_journaled": sum(r.key in done for r in requests)}
-    bar = Progress(len(requests), f"oracle {oracle.name}", unit="calls", enabled=progress)
+    counts = {"calls": 0, "replies": 0, "unavailable": 0, "skipped_journaled": len(distinct) - len(pending),
+              "twins_asked_once": len(requests) - len(distinct)}
+    bar = Progress(len(distinct), f"oracle {oracle.name}", unit="calls", enabled=progress)
     bar.update(counts["skipped_journaled"])  # already answered: journaled by an earlier run
+    run = f"{os.getpid()}-{time.time():.3f}"
+    log = calls.append if calls is not None else (lambda record: None)
 
     async def worker() -> None:
         for req in todo:  # one shared iterator: each worker takes the next request
             counts["calls"] += 1
+            log({"run": run, "key": req.key, "event": "sent"})
             try:
                 reply = await _ask(oracle, req)
             except Unavailable:
                 counts["unavailable"] += 1
+                log({"run": run, "key": req.key, "event": "failed"})
             else:
                 journal.append({"key": req.key, **asdict(reply)})
+                log({"run": run, "key": req.key, "event": "replied"})
                 counts["replies"] += 1
             bar.update(1, ok=counts["replies"], failed=counts["unavailable"])
 

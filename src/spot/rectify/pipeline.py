@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spot.errors import UserError, check, check_type
-from spot.rectify.calls import Request, oracle_stage, reply_from_record
+from spot.rectify.calls import Request, oracle_stage, replies_by_key
 from spot.rectify.filtering import Tokenize, Verifier, filter_direct, filter_pairs
 from spot.rectify.journal import Journal, journal_lock
 from spot.rectify.oracles.base import Oracle
@@ -153,11 +153,15 @@ def _run(items: list[Item], sampler: Sampler, tokenize: Tokenize, verifier: Veri
 
     t = time.time()
     journal = Journal(jdir / "oracle.jsonl", group_commit=True)
+    calls = Journal(jdir / "oracle_calls.jsonl", group_commit=True)
     requests = make_requests(items, wrong, completions, cfg)
     workers = 4 * cfg.max_in_flight  # see oracle_stage: backoff sleepers must not starve the wire
-    counts = asyncio.run(oracle_stage(requests, oracle, journal, workers, cfg.progress))
-    journal.close()
-    replies = {rec["key"]: reply_from_record(rec) for rec in journal.records}
+    try:
+        counts = asyncio.run(oracle_stage(requests, oracle, journal, workers, cfg.progress, calls))
+    finally:
+        journal.close()
+        calls.close()
+    replies = replies_by_key(requests, journal.records)
     seconds["oracle"] = time.time() - t
 
     t = time.time()
@@ -175,7 +179,7 @@ def _run(items: list[Item], sampler: Sampler, tokenize: Tokenize, verifier: Veri
     seconds["write"] = time.time() - t
     seconds["total"] = time.time() - t_start
     report = make_report(items, verdicts, n_sampled, requests, counts, journal.records, pairs, direct, rft,
-                         cfg, oracle.name, seconds)
+                         cfg, oracle.name, seconds, calls.records)
     report["oracle_attempts_this_run"] = dict(getattr(oracle, "stats", {}))  # retries by kind, given up
     files["report.json"] = json.dumps(report, indent=2) + "\n"
     replace_output_set(out, files, OUTPUT_SET)  # replaces the last run's set whole, COMPLETE written last

@@ -28,19 +28,36 @@ def ratio_summary(ratios: list[float], gamma: float) -> dict:
     }
 
 
-def usage(records: list[dict], cfg: RectifyConfig) -> dict:
-    """Tokens of every Oracle reply journaled (every call paid for, this run and earlier), and their cost."""
+def lost_in_flight(calls: list[dict]) -> list[str]:
+    """Keys of calls sent by a run that never saw their outcome (it was killed with them on the wire): the
+    Oracle may have answered, and billed, a reply nobody journaled. A call that failed for good is not one."""
+    sent: dict[tuple[str, str], int] = {}
+    for c in calls:
+        k = (c["run"], c["key"])
+        sent[k] = sent.get(k, 0) + (1 if c["event"] == "sent" else -1)
+    return [key for (_, key), open_calls in sent.items() for _ in range(max(0, open_calls))]
+
+
+def usage(records: list[dict], cfg: RectifyConfig, calls: list[dict] | None = None) -> dict:
+    """Tokens of every Oracle reply journaled (every call paid for, this run and earlier), and their cost;
+    with the calls journal, the calls lost in flight and their likely cost (each at the mean cost of a
+    journaled reply: their tokens never came back, so this is an estimate, not a bill)."""
     tokens = {k: sum(r.get(k, 0) for r in records)
               for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")}
     p = cfg.price
     cost = (tokens["input_tokens"] * p.input + tokens["output_tokens"] * p.output
             + tokens["cache_read_tokens"] * p.cache_read + tokens["cache_write_tokens"] * p.cache_write) / 1e6
-    return {"replies_paid": len(records), **tokens, "cost_usd": round(cost, 4)}
+    lost = len(lost_in_flight(calls or []))
+    lost_cost = cost / len(records) * lost if records else 0.0
+    return {"replies_paid": len(records), **tokens, "cost_usd": round(cost, 4),
+            "calls_lost_in_flight": lost, "cost_usd_lost_estimate": round(lost_cost, 4),
+            "cost_usd_with_lost_estimate": round(cost + lost_cost, 4)}
 
 
 def make_report(items: list[Item], verdicts: dict[str, Verdict], n_sampled: int, requests: list[Request],
                 counts: dict[str, int], records: list[dict], pairs: Filtered, direct: Filtered | None,
-                rft: list[dict], cfg: RectifyConfig, oracle_name: str, seconds: dict[str, float]) -> dict:
+                rft: list[dict], cfg: RectifyConfig, oracle_name: str, seconds: dict[str, float],
+                calls: list[dict] | None = None) -> dict:
     n_correct = sum(v.correct for v in verdicts.values())
     notes = Counter(v.note for v in verdicts.values() if not v.correct and v.note)
     drop_reasons = Counter(d["reason"] for d in pairs.drops)
@@ -51,7 +68,8 @@ def make_report(items: list[Item], verdicts: dict[str, Verdict], n_sampled: int,
             "problems": len({it.group for it in items}), "samples": len(items),
             "sampled_this_run": n_sampled,
             "correct": n_correct, "wrong": len(items) - n_correct, "wrong_by_note": dict(notes),
-            "oracle_requests": len(requests), **{f"oracle_{k}_this_run": v for k, v in counts.items()},
+            "oracle_requests": len(requests), "oracle_distinct_requests": len({r.content for r in requests}),
+            **{f"oracle_{k}_this_run": v for k, v in counts.items()},
             "rectified_correct": len(pairs.ratios), "pairs": len(pairs.rows), "rft": len(rft),
             "direct": len(direct.rows) if direct else 0,
         },
@@ -59,6 +77,6 @@ def make_report(items: list[Item], verdicts: dict[str, Verdict], n_sampled: int,
                   "direct": dict(sorted(Counter(d["reason"] for d in direct.drops).items()))
                   if direct else {}},
         "r_lcs": ratio_summary(pairs.ratios, cfg.gamma),
-        "oracle_usage": usage(records, cfg),
+        "oracle_usage": usage(records, cfg, calls),
         "seconds": {k: round(v, 2) for k, v in seconds.items()},
     }
