@@ -74,10 +74,13 @@ def test_sweep_over_losses_and_betas(tmp_path, micro_model_dir, toy_files):
 
 
 def test_sft_method_trains_on_single_completions(tmp_path, micro_model_dir, toy_files):
-    train(tmp_path, "method=sft", f"model.path={micro_model_dir}", f"data.path={toy_files['direct']}",
+    # toy_data= names the rectify out_dir whose direct.jsonl method=sft reads (it reached the data module as a
+    # literal "${toy_data}" once)
+    train(tmp_path, "method=sft", f"model.path={micro_model_dir}", f"toy_data={toy_files['direct'].parent}",
           "trainer.max_steps=1", "logger=csv", "hydra.run.dir=run", *TINY_EVAL)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["run"]["method"] == "sft" and metrics["run"]["lr"] == 5e-4
+    assert metrics["run"]["data"] == str(toy_files["direct"])
     assert "train/rewards/chosen" not in metrics["train"]  # SFT runs no reference
 
 
