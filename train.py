@@ -75,12 +75,13 @@ def run(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     tokenizer = load_tokenizer(cfg.model.path)
     model_config = load_config(cfg.model.path)
+    strategy_spec = OmegaConf.to_container(strategy, resolve=True) if hasattr(strategy, "keys") else strategy
     check_model_fits(cfg.model.path, model_config, lora, weights_dtype, cfg.trainer.accelerator,
-                     cfg.trainer.devices, OmegaConf.to_container(strategy, resolve=True) if hasattr(strategy, "keys") else strategy,
-                     live_reference)
+                     cfg.trainer.devices, strategy_spec, live_reference)
     chat = ChatFormat(tokenizer, cfg.model.enable_thinking, cfg.model.problem_template)
     datamodule = PairDataModule(chat=chat, pairs=objective.needs_pairs, seed=cfg.seed, layout=cfg.speed.layout,
-                                group_by_length=cfg.speed.group_by_length, **OmegaConf.to_container(cfg.data, resolve=True))
+                                group_by_length=cfg.speed.group_by_length,
+                                **OmegaConf.to_container(cfg.data, resolve=True))
     datamodule.setup("fit")
     attn = cfg.model.get("attn_implementation")
     policy = load_model(cfg.model.path, weights_dtype, attn)

@@ -126,6 +126,19 @@ def test_data_parallel_engines_give_the_single_engine_completions():
     options = dict(dtype="float32", max_model_len=320, gpu_memory_utilization=0.12, enforce_eager=True,
                    enable_chunked_prefill=False)  # as conf/generation/vllm_cpu.yaml, and for the same reason
     sampling = Sampling(max_new_tokens=64, temperature=0.7, top_p=0.8, top_k=20)
+    import psutil
+
+    def engine_processes() -> list:  # this test's descendants that are vLLM's (EngineCore, workers) or ours
+        procs = []
+        for p in psutil.Process().children(recursive=True):
+            try:
+                if p.status() != psutil.STATUS_ZOMBIE and ("VLLM" in p.name() or "spawn" in " ".join(p.cmdline())):
+                    procs.append(p)
+            except psutil.NoSuchProcess:
+                pass
+        return procs
+
+    before = {p.pid for p in engine_processes()}
     results = []
     for dp in (1, 2):
         engine = VLLMEngine(TOY_BASE, data_parallel_size=dp, **options)
@@ -133,6 +146,10 @@ def test_data_parallel_engines_give_the_single_engine_completions():
             results.append(generate(engine, chat, problems, sampling, seed=3, progress=False))
         finally:
             engine.close()
+        # closed means gone: a data-parallel worker once left its EngineCore running, 2.7 GB each, until a later
+        # vLLM load found no memory
+        time.sleep(1)
+        assert [p for p in engine_processes() if p.pid not in before] == [], f"data_parallel_size={dp}"
     assert results[0] == results[1] and len(set(results[0])) > 1  # per-prompt seeds: batching changes nothing
 
 

@@ -58,9 +58,33 @@ def _worker(conn, device: str, model: str, options: dict) -> None:
     except EngineError as e:
         conn.send(("error", str(e)))
         return
-    while (job := conn.recv()) is not None:
-        prompts, sampling, seeds = job
-        conn.send(("done", _run(llm, prompts, _params(sampling, seeds), False)))
+    try:
+        while (job := conn.recv()) is not None:
+            prompts, sampling, seeds = job
+            conn.send(("done", _run(llm, prompts, _params(sampling, seeds), False)))
+    finally:  # vLLM's engine core is a process of its own: returning without this left it running, orphaned
+        _shutdown(llm)
+
+
+def _shutdown(llm) -> None:
+    llm.llm_engine.engine_core.shutdown()
+
+
+def _kill_tree(pid: int) -> None:
+    """A worker that did not stop when asked, with the engine processes it started."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = root.children(recursive=True) + [root]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=10)
 
 
 class VLLMEngine:
@@ -121,12 +145,15 @@ class VLLMEngine:
         """Frees the engine (and its GPU or CPU memory) now, not at garbage collection."""
         for proc, conn in self.workers:
             if proc.is_alive():
-                conn.send(None)
+                try:
+                    conn.send(None)
+                except (BrokenPipeError, OSError):
+                    pass
                 proc.join(timeout=60)
             if proc.is_alive():
-                proc.terminate()
+                _kill_tree(proc.pid)
         self.workers = []
         if self.llm is not None:
-            self.llm.llm_engine.engine_core.shutdown()
+            _shutdown(self.llm)
             self.llm = None
         gc.collect()

@@ -114,7 +114,7 @@ def slipped_solution(problem: Problem, slip: str, rng: random.Random) -> str | N
     the slip without a negative number somewhere in the chain.
     """
     options = []
-    for k, (op, n) in enumerate(problem.ops):
+    for k, (op, _) in enumerate(problem.ops):
         if slip == "result":
             options += [(k, op, off) for off in (-3, -2, -1, 1, 2, 3)]
         elif op == slip[-1]:
