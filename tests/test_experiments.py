@@ -86,3 +86,75 @@ def test_sign_probabilities_read_the_operator_positions_of_the_gold_solution():
         logits = model(torch.tensor([prompt + completion[:j]])).logits[0, -1]
     expected = logits.float().softmax(-1)[tok.convert_tokens_to_ids("-")].item()
     assert abs(probs["loses"][0] - expected) < 1e-5
+
+
+def study_run(root: Path, sweep: str, num: int, method: str, lr: float, seed: int, val: float, ind: float,
+              prior: float, chosen: float | None = None) -> None:
+    run = root / sweep / f"{num}_{method}"
+    run.mkdir(parents=True)
+    base = {"in_domain": 0.6, "val": 0.6, "prior": 0.9, "ood_names": 0.4, "ood": 0.01, "ood_long": 0.03}
+    train = {} if chosen is None else {"val/rewards/chosen": chosen, "val/kl": 0.1}
+    (run / "metrics.json").write_text(json.dumps({
+        "run": {"method": method, "lr": lr, "seed": seed, "model": "assets/toy-base"},
+        "base": {"groups": base},
+        "trained": {"groups": {**base, "in_domain": ind, "val": val, "prior": prior}},
+        "delta": {"forgetting": base["prior"] - prior}, "train": train,
+        "paired": {"toy_in_domain": {"delta": ind - 0.6, "se": 0.015, "n": 1000}},
+    }))
+
+
+def analyze(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "experiments" / "study" / "analyze.py"), str(root), *args],
+                          capture_output=True, text=True)
+
+
+def test_the_study_analysis_chooses_extends_seeds_and_gives_verdicts_by_the_protocol(tmp_path):
+    root = tmp_path / "b0"
+    for i, lr in enumerate((1e-6, 1e-5, 1e-4, 1e-3)):  # bco is best at 1e-5 (interior), dpo at 1e-6 (an edge)
+        study_run(root, "grid_pref", i, "bco", lr, 0, val=0.7 if lr == 1e-5 else 0.5, ind=0.7, prior=0.9, chosen=0.5)
+        study_run(root, "grid_pref", 4 + i, "dpo", lr, 0, val=0.65 if lr == 1e-6 else 0.3, ind=0.6, prior=0.9,
+                  chosen=-1.0)
+    for i, lr in enumerate((5e-5, 5e-4, 5e-3)):
+        study_run(root, "grid_sft", i, "sft_plus", lr, 0, val=0.8 if lr == 5e-4 else 0.5, ind=0.8, prior=0.5)
+    nxt = analyze(root, "--next")
+    assert nxt.returncode == 0, nxt.stderr
+    assert nxt.stdout.splitlines() == [  # an edge extends its grid first, once; then the seeds
+        f'python train.py -m method=dpo pref_lr=1e-07 "eval=[toy,toy_val,toy_ood_names,toy_ood_long]" logger=csv '
+        f"model.path=assets/toy-base toy_data=data/toy experiment_name=study hydra.sweep.dir={root}/extend_dpo"]
+    study_run(root, "extend_dpo", 0, "dpo", 1e-7, 0, val=0.6, ind=0.6, prior=0.9, chosen=-1.0)
+    seeds = analyze(root, "--next").stdout.splitlines()
+    assert len(seeds) == 3 and all("seed=1,2" in c for c in seeds)
+    assert any("method=dpo pref_lr=1e-06" in c for c in seeds)  # 1e-7 was worse: the edge stays, not extended again
+    for s, (ind, prior) in enumerate([(0.70, 0.90), (0.71, 0.89), (0.69, 0.91)]):
+        if s:
+            study_run(root, "seeds_bco", s, "bco", 1e-5, s, val=0.7, ind=ind, prior=prior, chosen=0.5 + s / 100)
+            study_run(root, "seeds_dpo", s, "dpo", 1e-6, s, val=0.65, ind=0.6 + s / 1000, prior=0.9, chosen=-1.0)
+            study_run(root, "seeds_sft_plus", s, "sft_plus", 5e-4, s, val=0.8, ind=0.8, prior=0.5 - s / 100)
+    assert analyze(root, "--next").stdout.strip() == ""
+    out = analyze(root, "--json", str(tmp_path / "a.json"))
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "a.json").read_text())
+    assert {m: c["lr"] for m, c in result["chosen"].items()} == {"bco": 1e-5, "dpo": 1e-6, "sft_plus": 5e-4}
+    v = result["verdicts"]
+    assert v["H1"] == "supported"  # +10 points, tiny spread
+    assert v["H3"] == "supported (no significant gain)"  # +0.1 points, below the item-level SE
+    assert v["H5"] == "supported"
+    assert v["H2"].startswith("not settled") and v["H4"].startswith("not settled")  # no SFT, no BCE runs
+    h2 = result["tests"]["H2"]["forgetting SFT+ - BCO"]
+    assert h2["verdict"] == "supported" and abs(h2["mean"] - 0.41) < 0.02
+    assert "| bco | 1e-05 | 3 | 70.0 ± 0.6 |" in out.stdout
+
+
+def test_slips_are_wrong_samples_on_problems_greedy_gets_right():
+    sys.path.insert(0, str(ROOT / "experiments"))
+    from toy_errors import slip_shares
+
+    from spot.toy.tasks import Problem
+
+    p = Problem(12, (("+", 5), ("-", 3)), "Ann", "pens", ("buys", "loses"))
+    q = Problem(20, (("-", 4), ("+", 1)), "Bob", "eggs", ("eats", "finds"))
+    right_p, wrong_p = "12+5=17\n17-3=14\n#### 14", "12-5=7\n7-3=4\n#### 4"
+    right_q, wrong_q = "20-4=16\n16+1=17\n#### 17", "20-4=15\n15+1=16\n#### 16"
+    shares = slip_shares([(p.text, right_p), (q.text, wrong_q)],
+                         [[wrong_p, right_p, right_p], [wrong_q, wrong_q, right_q]])
+    assert shares == {"sampled_accuracy": 0.5, "slip": 1 / 3, "systematic": 2 / 3}

@@ -1,0 +1,209 @@
+"""The study's tables and verdicts for one base, from its run directories (PROTOCOL.md, "What counts as support").
+
+    python experiments/study/analyze.py multirun/study/b0                   # table + H1-H5 for base B0
+    python experiments/study/analyze.py multirun/study/b0 --next            # the runs still to make
+    python experiments/study/analyze.py multirun/study/b0 --json out.json   # the same numbers, for the figure
+
+Reads every `<dir>/*/*/metrics.json` (the grid sweeps and the seed sweeps). Per method, the learning rate is the
+one with the best validation in-domain accuracy at seed 0 (ties: the smaller rate); the method's row is the
+mean over the seeds run at that rate, with its standard error over seeds. Contrasts are paired by seed, t with
+n-1 degrees of freedom; the verdict needs |t| beyond the two-sided 5% point (4.30 at three seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+METHODS = ("sft", "rft", "sft_plus", "dpo", "bce", "bco")
+PREF = ("dpo", "bce", "bco")
+GRIDS = {"pref_lr": (1e-6, 1e-5, 1e-4, 1e-3), "sft_lr": (5e-5, 5e-4, 5e-3)}  # PROTOCOL.md, "Runs"
+EV = "eval=[toy,toy_val,toy_ood_names,toy_ood_long]"
+T_CRIT = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57}  # two-sided 5%, by degrees of freedom
+COLUMNS = (("in_domain", "in-domain"), ("ood_names", "OOD (names)"), ("ood", "OOD (old)"),
+           ("ood_long", "OOD (5 steps)"), ("prior", "prior"), ("forgetting", "forgetting"))
+
+
+def read_runs(root: Path) -> list[dict]:
+    runs = []
+    for path in sorted(root.glob("*/*/metrics.json")):
+        m = json.loads(path.read_text())
+        groups, train = m["trained"]["groups"], m.get("train", {})
+        runs.append({"dir": str(path.parent), "method": m["run"]["method"], "lr": m["run"]["lr"],
+                     "seed": m["run"]["seed"], "model": m["run"]["model"], "base": m["base"]["groups"],
+                     **{k: groups.get(k) for k, _ in COLUMNS if k != "forgetting"}, "val": groups.get("val"),
+                     "forgetting": m["delta"]["forgetting"], "kl": train.get("val/kl"),
+                     "chosen": train.get("val/rewards/chosen"), "rejected": train.get("val/rewards/rejected"),
+                     "item_se": {s: v["se"] for s, v in m.get("paired", {}).items()}})
+    if not runs:
+        sys.exit(f"error: no */*/metrics.json under {root}")
+    models = {r["model"] for r in runs}
+    if len(models) > 1:
+        sys.exit(f"error: {root} mixes runs of several bases ({', '.join(sorted(models))}): one base a directory")
+    return runs
+
+
+def choose(runs: list[dict]) -> dict[str, dict]:
+    """method -> {"lr", "grid", "edge"}: the seed-0 run with the best validation accuracy, ties to the smaller."""
+    chosen = {}
+    for method in METHODS:
+        grid = sorted((r for r in runs if r["method"] == method and r["seed"] == 0), key=lambda r: r["lr"])
+        if not grid:
+            continue
+        best = max(grid, key=lambda r: (r["val"], -r["lr"]))
+        rates = [r["lr"] for r in grid]
+        edge = None if len(rates) < 2 or rates[0] < best["lr"] < rates[-1] else (
+            "smallest" if best["lr"] == rates[0] else "largest")
+        chosen[method] = {"lr": best["lr"], "grid": [(r["lr"], r["val"], r["in_domain"], r["prior"]) for r in grid],
+                          "edge": edge}
+    return chosen
+
+
+def mean_se(xs: list[float]) -> tuple[float, float | None]:
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return m, None
+    return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1) / len(xs))
+
+
+def contrast(a: dict[int, float], b: dict[int, float] | float, sign: int = 1) -> dict:
+    """Paired by seed: d_s = a_s - b_s (b a number: the base). sign=+1 predicts d > 0, -1 predicts d < 0."""
+    seeds = sorted(s for s in a if isinstance(b, int | float) or s in b)
+    d = [a[s] - (b if isinstance(b, int | float) else b[s]) for s in seeds]
+    if not d:
+        return {"n": 0, "verdict": "not run"}
+    m, se = mean_se(d)
+    n = len(d)
+    if n < 2:
+        return {"n": n, "mean": m, "se": None, "t": None, "verdict": "one seed only"}
+    t = math.copysign(math.inf, m) if se == 0 and m != 0 else (0.0 if se == 0 else m / se)
+    crit = T_CRIT.get(n - 1, 2.0)
+    verdict = ("supported" if sign * t > crit else "refuted" if sign * t < -crit else "inconclusive")
+    return {"n": n, "mean": m, "se": se, "t": t, "verdict": verdict}
+
+
+def by_seed(runs: list[dict], method: str, lr: float, key: str) -> dict[int, float]:
+    return {r["seed"]: r[key] for r in runs if r["method"] == method and r["lr"] == lr and r[key] is not None}
+
+
+def analyze(runs: list[dict]) -> dict:
+    chosen = choose(runs)
+    base = runs[0]["base"]
+    base_ok = {"in_domain": 0.2 <= base["in_domain"] <= 0.9, "ood_names": 0.1 <= base.get("ood_names", 0) <= 0.8,
+               "prior": base["prior"] >= 0.8}
+    rows = {}
+    for method, c in chosen.items():
+        mine = [r for r in runs if r["method"] == method and r["lr"] == c["lr"]]
+        rows[method] = {"lr": c["lr"], "seeds": sorted(r["seed"] for r in mine)}
+        for key in [k for k, _ in COLUMNS] + ["kl", "chosen", "rejected"]:
+            xs = [r[key] for r in mine if r[key] is not None]
+            rows[method][key] = mean_se(xs) if xs else None
+    s = lambda m, k: by_seed(runs, m, chosen[m]["lr"], k) if m in chosen else {}
+    item_se = [r["item_se"].get("toy_in_domain") for r in runs if r["item_se"].get("toy_in_domain")]
+    h = {
+        "H1": {"BCO in-domain - base": contrast(s("bco", "in_domain"), base["in_domain"], +1)},
+        "H2": {"forgetting SFT+ - BCO": contrast(s("sft_plus", "forgetting"), s("bco", "forgetting"), +1),
+               "forgetting SFT - BCO": contrast(s("sft", "forgetting"), s("bco", "forgetting"), +1)},
+        "H3": {"DPO in-domain - base": contrast(s("dpo", "in_domain"), base["in_domain"], +1)},
+        "H4": {f"prior BCE - {m}": contrast(s("bce", "prior"), s(m, "prior"), +1) for m in METHODS if m != "bce"},
+        "H5": {"chosen reward BCO - DPO": contrast(s("bco", "chosen"), s("dpo", "chosen"), +1)},
+    }
+    verdicts = {}
+    for name, tests in h.items():
+        vs = [t["verdict"] for t in tests.values()]
+        if any(v in ("not run", "one seed only") for v in vs):
+            verdicts[name] = "not settled (" + ", ".join(sorted(set(vs))) + ")"
+        elif name == "H3":
+            t = tests["DPO in-domain - base"]
+            small = not item_se or t["mean"] < sum(item_se) / len(item_se)
+            verdicts[name] = ("refuted" if t["verdict"] == "supported" else
+                              "supported (no significant gain)" if small or t["verdict"] == "refuted"
+                              else "inconclusive")
+        elif name in ("H2", "H4"):
+            verdicts[name] = ("refuted" if "refuted" in vs else "supported" if all(v == "supported" for v in vs)
+                              else "inconclusive")
+        else:
+            verdicts[name] = vs[0]
+    if not all(base_ok.values()):
+        verdicts = {k: v + " (base outside the criteria)" for k, v in verdicts.items()}
+    return {"base": base, "base_criteria": base_ok, "chosen": chosen, "rows": rows, "tests": h,
+            "verdicts": verdicts, "item_se_in_domain": sum(item_se) / len(item_se) if item_se else None}
+
+
+def pct(x, se=None) -> str:
+    if x is None:
+        return "-"
+    return f"{100 * x:.1f}" + (f" ± {100 * se:.1f}" if se is not None else "")
+
+
+def report(result: dict, name: str) -> str:
+    base = result["base"]
+    lines = [f"### {name}", ""]
+    crit = ", ".join(f"{k} {'ok' if v else 'OUT'}" for k, v in result["base_criteria"].items())
+    lines.append(f"Base criteria: {crit}. Item-level paired SE of an in-domain change: "
+                 f"{pct(result['item_se_in_domain'])} points.")
+    lines.append("")
+    head = "| method | lr | seeds | " + " | ".join(t for _, t in COLUMNS) + " | KL (val) | chosen reward |"
+    lines += [head, "|" + "---|" * (head.count("|") - 1)]
+    lines.append("| Base | - | - | " + " | ".join(pct(base.get(k)) if k != "forgetting" else "-"
+                                                   for k, _ in COLUMNS) + " | - | - |")
+    for method, row in result["rows"].items():
+        cells = [pct(*row[k]) if row[k] else "-" for k, _ in COLUMNS]
+        kl = f"{row['kl'][0]:.3f}" if row["kl"] else "-"
+        ch = f"{row['chosen'][0]:+.3f}" if row["chosen"] else "-"
+        lines.append(f"| {method} | {row['lr']:g} | {len(row['seeds'])} | " + " | ".join(cells) + f" | {kl} | {ch} |")
+    lines += ["", "| hypothesis | contrast | mean | SE (seeds) | t | verdict |", "|---|---|---|---|---|---|"]
+    for hname, tests in result["tests"].items():
+        for label, t in tests.items():
+            scale = 1 if "reward" in label else 100
+            mean = f"{scale * t['mean']:+.2f}" if "mean" in t else "-"
+            se = f"{scale * t['se']:.2f}" if t.get("se") is not None else "-"
+            tt = f"{t['t']:.1f}" if t.get("t") is not None else "-"
+            lines.append(f"| {hname} | {label} | {mean} | {se} | {tt} | {t['verdict']} |")
+    lines += ["", "Verdicts: " + "; ".join(f"**{k}** {v}" for k, v in result["verdicts"].items())]
+    edges = [f"{m} chose the {c['edge']} rate ({c['lr']:g})" for m, c in result["chosen"].items() if c["edge"]]
+    if edges:
+        lines += ["", "Grid edges: " + "; ".join(edges) + " (PROTOCOL.md: extend once past the edge)."]
+    return "\n".join(lines)
+
+
+def next_commands(result: dict, root: Path, model: str, toy_data: str) -> list[str]:
+    """The runs the protocol asks for next: a grid extended one decade past an edge its method chose (once),
+    else the seeds 1 and 2 at each chosen rate; nothing when every method has its three seeds."""
+    common = f'"{EV}" logger=csv model.path={model} toy_data={toy_data} experiment_name=study'
+    extend, seeds = [], []
+    for m, c in result["chosen"].items():
+        knob = "pref_lr" if m in PREF else "sft_lr"
+        rates = [lr for lr, *_ in c["grid"]]
+        if c["edge"] and len(rates) == len(GRIDS[knob]):
+            lr = c["lr"] / 10 if c["edge"] == "smallest" else c["lr"] * 10
+            extend.append(f"python train.py -m method={m} {knob}={lr:g} {common} hydra.sweep.dir={root}/extend_{m}")
+        elif set(result["rows"][m]["seeds"]) < {0, 1, 2}:
+            seeds.append(f"python train.py -m method={m} {knob}={c['lr']:g} seed=1,2 {common} "
+                         f"hydra.sweep.dir={root}/seeds_{m}")
+    return extend or seeds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("root", type=Path, help="the base's directory of sweeps, e.g. multirun/study/b0")
+    ap.add_argument("--name", default=None, help="the base's name in the table (default: the directory's)")
+    ap.add_argument("--next", action="store_true", help="print the runs still to make, one command a line")
+    ap.add_argument("--toy-data", default="data/toy", help="for --next: the base's rectify out_dir")
+    ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    a = ap.parse_args()
+    runs = read_runs(a.root)
+    result = analyze(runs)
+    if a.next:
+        print("\n".join(next_commands(result, a.root, runs[0]["model"], a.toy_data)))
+        return
+    print(report(result, a.name or a.root.name))
+    if a.json:
+        a.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
