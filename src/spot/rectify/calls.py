@@ -8,9 +8,9 @@ Requests with the same content (kind, problem, answer shown, reference) are aske
 is journaled and every twin reads its reply (`replies_by_key`). GSM8K's training set repeats questions, and a
 policy can give one wrong answer twice; the Oracle would be paid for the same reply again.
 
-Every call is also logged in a second journal, `calls` (one "sent" record before the request goes out, one
-"replied" or "failed" after): a call sent by a run that was killed before its reply arrived may have been paid
-for without a reply to journal, and the report counts those (spot.rectify.report.usage).
+Every attempt a network backend puts on the wire is also logged in a second journal, `calls` ("on_wire" as it
+goes out, "off_wire" when it is over): a request on the wire when its run was killed may have been answered and
+billed without a reply to journal, and the report counts those (spot.rectify.report.usage).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 from spot.progress import Progress
 from spot.rectify.journal import Journal
-from spot.rectify.oracles.base import Oracle, OracleReply
+from spot.rectify.oracles.base import WIRE_LOG, Oracle, OracleReply
 from spot.retry import Unavailable
 
 
@@ -73,7 +73,7 @@ async def _ask(oracle: Oracle, req: Request) -> OracleReply:
 async def oracle_stage(requests: list[Request], oracle: Oracle, journal: Journal, workers: int,
                        progress: bool = True, calls: Journal | None = None) -> dict[str, int]:
     """Asks every distinct request not yet journaled, from `workers` concurrent tasks; returns this run's
-    counts. `calls`, when given, logs each call's sending and its outcome (the module docstring).
+    counts. `calls`, when given, logs the attempts on the wire (the module docstring).
 
     The remote backends cap the calls on the wire themselves (their `max_in_flight`), holding a slot only
     while a request is out; the pipeline runs more workers than that, so that calls asleep in backoff leave
@@ -94,15 +94,13 @@ async def oracle_stage(requests: list[Request], oracle: Oracle, journal: Journal
     async def worker() -> None:
         for req in todo:  # one shared iterator: each worker takes the next request
             counts["calls"] += 1
-            log({"run": run, "key": req.key, "event": "sent"})
+            WIRE_LOG.set(lambda event, key=req.key: log({"run": run, "key": key, "event": event}))
             try:
                 reply = await _ask(oracle, req)
             except Unavailable:
                 counts["unavailable"] += 1
-                log({"run": run, "key": req.key, "event": "failed"})
             else:
                 journal.append({"key": req.key, **asdict(reply)})
-                log({"run": run, "key": req.key, "event": "replied"})
                 counts["replies"] += 1
             bar.update(1, ok=counts["replies"], failed=counts["unavailable"])
 

@@ -29,13 +29,13 @@ def ratio_summary(ratios: list[float], gamma: float) -> dict:
 
 
 def lost_in_flight(calls: list[dict]) -> list[str]:
-    """Keys of calls sent by a run that never saw their outcome (it was killed with them on the wire): the
-    Oracle may have answered, and billed, a reply nobody journaled. A call that failed for good is not one."""
-    sent: dict[tuple[str, str], int] = {}
+    """Keys of the requests that were on the wire when their run was killed (an "on_wire" with no "off_wire"):
+    the Oracle may have answered, and billed, a reply nobody journaled. At most one per call and run."""
+    open_attempts: dict[tuple[str, str], int] = {}
     for c in calls:
         k = (c["run"], c["key"])
-        sent[k] = sent.get(k, 0) + (1 if c["event"] == "sent" else -1)
-    return [key for (_, key), open_calls in sent.items() for _ in range(max(0, open_calls))]
+        open_attempts[k] = open_attempts.get(k, 0) + (1 if c["event"] == "on_wire" else -1)
+    return [key for (_, key), n in open_attempts.items() if n > 0]
 
 
 def usage(records: list[dict], cfg: RectifyConfig, calls: list[dict] | None = None) -> dict:

@@ -26,6 +26,7 @@ from spot.retry import Transient
 
 class AnthropicBatchOracle(AnthropicOracle):
     name = "anthropic-batch"
+    wire_is_recoverable = True  # a submitted batch is in the ledger: a rerun collects it, nothing is lost
 
     def __init__(self, ledger: str, batch_size: int = 10_000, gather_s: float = 5.0, poll_s: float = 60.0,
                  **kw):

@@ -9,8 +9,21 @@ Both are async so that the pipeline keeps many calls in flight; a backend with n
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
+
+# Set by the pipeline's Oracle stage for the call a task is making (spot.rectify.calls): a backend that sends
+# requests over the network calls it with "on_wire" as an attempt goes out and "off_wire" when it is over, so
+# that the requests on the wire when a run is killed (perhaps answered and billed, never journaled) are known.
+WIRE_LOG: ContextVar[Callable[[str], None] | None] = ContextVar("spot_oracle_wire_log", default=None)
+
+
+def wire_event(event: str) -> None:
+    log = WIRE_LOG.get()
+    if log is not None:
+        log(event)
 
 
 @dataclass

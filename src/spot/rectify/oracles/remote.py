@@ -11,7 +11,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from spot.rectify.oracles.base import OracleReply
+from spot.rectify.oracles.base import OracleReply, wire_event
 from spot.rectify.oracles.prompts import Prompt, Prompts, strip_markers
 from spot.retry import RetryPolicy
 
@@ -35,6 +35,7 @@ class Completion:
 
 class RemoteOracle:
     name = "remote"
+    wire_is_recoverable = False  # a request on the wire at a kill is lost (the batch API's are not: by id)
 
     def __init__(self, max_in_flight: int = 64, prompts_dir: str | None = None, max_attempts: int = 8,
                  backoff_s: float = 1.0, max_backoff_s: float = 60.0):
@@ -67,7 +68,17 @@ class RemoteOracle:
 
     async def _ask(self, prompt: Prompt) -> OracleReply:
         self._bind_loop()
-        c = await self.policy.run(lambda: self._send(prompt), self._slots)
+
+        async def attempt() -> Completion:  # runs holding a slot: this request is on the wire
+            if self.wire_is_recoverable:
+                return await self._send(prompt)
+            wire_event("on_wire")
+            try:
+                return await self._send(prompt)
+            finally:
+                wire_event("off_wire")
+
+        c = await self.policy.run(attempt, self._slots)
         usage = dict(input_tokens=c.input_tokens, output_tokens=c.output_tokens,
                      cache_read_tokens=c.cache_read_tokens, cache_write_tokens=c.cache_write_tokens)
         if c.error is not None:
