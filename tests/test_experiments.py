@@ -143,6 +143,10 @@ def test_the_study_analysis_chooses_extends_seeds_and_gives_verdicts_by_the_prot
     h2 = result["tests"]["H2"]["forgetting SFT+ - BCO"]
     assert h2["verdict"] == "supported" and abs(h2["mean"] - 0.41) < 0.02
     assert "| bco | 1e-05 | 3 | 70.0 ± 0.6 |" in out.stdout
+    fig = subprocess.run([sys.executable, str(ROOT / "experiments" / "study" / "figure.py"), str(tmp_path / "a.json"),
+                          "--out", str(tmp_path / "f.png")], capture_output=True, text=True)
+    assert fig.returncode == 0, fig.stderr
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_slips_are_wrong_samples_on_problems_greedy_gets_right():
