@@ -2,14 +2,16 @@
 # Rebuilds a base of experiments/study (PROTOCOL.md, "Bases") in B0's four-stage schedule:
 #   bash experiments/study/make_bases.sh v0     # the slips world, 0.8M -> assets/study-v0
 #   bash experiments/study/make_bases.sh b1     # the larger clean base, 3.2M -> assets/study-b1
+#   bash experiments/study/make_bases.sh c0     # V0's control: its schedule without slips, 0.8M -> assets/study-c0
 # Stages go to data/study/stages/<base>/; each stage continues from the one before (its pretrain.json lists them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-base=${1:?usage: make_bases.sh v0|b1}
+base=${1:?usage: make_bases.sh v0|c0|b1}
 case "$base" in
   v0) shape=(); world=(--slip-fraction 0.1) ;;
+  c0) shape=(); world=() ;;
   b1) shape=(--hidden-size 256 --num-layers 4 --num-heads 8 --num-kv-heads 4 --intermediate-size 768); world=() ;;
-  *) echo "error: unknown base '$base': v0 or b1" >&2; exit 2 ;;
+  *) echo "error: unknown base '$base': v0, c0 or b1" >&2; exit 2 ;;
 esac
 stages=data/study/stages/$base
 mkdir -p "$stages"
