@@ -170,12 +170,14 @@ def report(result: dict, name: str) -> str:
     return "\n".join(lines)
 
 
-def next_commands(result: dict, root: Path, model: str, toy_data: str) -> list[str]:
+def next_commands(result: dict, root: Path, model: str, toy_data: str, methods=METHODS) -> list[str]:
     """The runs the protocol asks for next: a grid extended one decade past an edge its method chose (once),
     else the seeds 1 and 2 at each chosen rate; nothing when every method has its three seeds."""
     common = f'"{EV}" logger=csv model.path={model} toy_data={toy_data} experiment_name=study'
     extend, seeds = [], []
     for m, c in result["chosen"].items():
+        if m not in methods:
+            continue
         knob = "pref_lr" if m in PREF else "sft_lr"
         rates = [lr for lr, *_ in c["grid"]]
         if c["edge"] and len(rates) == len(GRIDS[knob]):
@@ -193,12 +195,13 @@ def main() -> None:
     ap.add_argument("--name", default=None, help="the base's name in the table (default: the directory's)")
     ap.add_argument("--next", action="store_true", help="print the runs still to make, one command a line")
     ap.add_argument("--toy-data", default="data/toy", help="for --next: the base's rectify out_dir")
+    ap.add_argument("--methods", default=",".join(METHODS), help="for --next: only these (two streams at once)")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     a = ap.parse_args()
     runs = read_runs(a.root)
     result = analyze(runs)
     if a.next:
-        print("\n".join(next_commands(result, a.root, runs[0]["model"], a.toy_data)))
+        print("\n".join(next_commands(result, a.root, runs[0]["model"], a.toy_data, a.methods.split(","))))
         return
     print(report(result, a.name or a.root.name))
     if a.json:

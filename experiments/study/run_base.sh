@@ -23,7 +23,7 @@ sweep "$root/grid_pref" method=dpo,bce,bco pref_lr=1e-6,1e-5,1e-4,1e-3
 sweep "$root/grid_sft" method=sft,rft,sft_plus sft_lr=5e-5,5e-4,5e-3
 for round in 1 2; do  # extensions first, then seeds
   python experiments/study/analyze.py "$root" --next --toy-data "$data" | while read -r cmd; do
-    echo "+ $cmd"; eval "$cmd"
+    echo "+ $cmd"; eval "$cmd" < /dev/null
   done
 done
 python experiments/study/analyze.py "$root" --name "$name" --json "$root/analysis.json" | tee "$root/analysis.md"
