@@ -116,21 +116,31 @@ def test_the_study_analysis_chooses_extends_seeds_and_gives_verdicts_by_the_prot
                   chosen=-1.0)
     for i, lr in enumerate((5e-5, 5e-4, 5e-3)):
         study_run(root, "grid_sft", i, "sft_plus", lr, 0, val=0.8 if lr == 5e-4 else 0.5, ind=0.8, prior=0.5)
-    nxt = analyze(root, "--next")
+    nxt = analyze(root, "--next", "--methods", "dpo,bco,sft_plus")
     assert nxt.returncode == 0, nxt.stderr
+    out = root / "extend" / "dpo_lr1e-07_s0"
     assert nxt.stdout.splitlines() == [  # an edge extends its grid first, once; then the seeds
-        f'python train.py -m method=dpo pref_lr=1e-07 "eval=[toy,toy_val,toy_ood_names,toy_ood_long]" logger=csv '
-        f"model.path=assets/toy-base toy_data=data/toy experiment_name=study hydra.sweep.dir={root}/extend_dpo"]
-    study_run(root, "extend_dpo", 0, "dpo", 1e-7, 0, val=0.6, ind=0.6, prior=0.9, chosen=-1.0)
-    seeds = analyze(root, "--next").stdout.splitlines()
-    assert len(seeds) == 3 and all("seed=1,2" in c for c in seeds)
-    assert any("method=dpo pref_lr=1e-06" in c for c in seeds)  # 1e-7 was worse: the edge stays, not extended again
+        f'rm -rf {out} && python train.py method=dpo pref_lr=1e-07 seed=0 "eval=[toy,toy_val,toy_ood_names,'
+        f'toy_ood_long]" logger=csv model.path=assets/toy-base toy_data=data/toy experiment_name=study '
+        f"hydra.run.dir={out}"]
+    missing = analyze(root, "--next").stdout.splitlines()  # bce, sft and rft have no grid yet: those come first
+    assert len(missing) == 4 + 3 + 3 and all("seed=0" in c and "/grid/" in c for c in missing)
+    study_run(root, "extend", 0, "dpo", 1e-7, 0, val=0.6, ind=0.6, prior=0.9, chosen=-1.0)
+    seeds = analyze(root, "--next", "--methods", "dpo,bco,sft_plus").stdout.splitlines()
+    assert len(seeds) == 6 and sorted(c.split(" seed=")[1][0] for c in seeds) == ["1", "1", "1", "2", "2", "2"]
+    assert any("method=dpo pref_lr=1e-06 seed=2" in c for c in seeds)  # 1e-7 was worse: the edge stays, once
     for s, (ind, prior) in enumerate([(0.70, 0.90), (0.71, 0.89), (0.69, 0.91)]):
         if s:
             study_run(root, "seeds_bco", s, "bco", 1e-5, s, val=0.7, ind=ind, prior=prior, chosen=0.5 + s / 100)
             study_run(root, "seeds_dpo", s, "dpo", 1e-6, s, val=0.65, ind=0.6 + s / 1000, prior=0.9, chosen=-1.0)
             study_run(root, "seeds_sft_plus", s, "sft_plus", 5e-4, s, val=0.8, ind=0.8, prior=0.5 - s / 100)
-    assert analyze(root, "--next").stdout.strip() == ""
+    assert analyze(root, "--next", "--methods", "dpo,bco,sft_plus").stdout.strip() == ""
+    study_run(root, "again", 0, "bco", 1e-5, 1, val=0.7, ind=0.7, prior=0.9, chosen=0.5)
+    twice = analyze(root)
+    assert twice.returncode != 0 and "holds the same run twice (('bco', 1e-05, 1))" in twice.stderr
+    import shutil
+
+    shutil.rmtree(root / "again")
     out = analyze(root, "--json", str(tmp_path / "a.json"))
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "a.json").read_text())

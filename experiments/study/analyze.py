@@ -1,7 +1,7 @@
 """The study's tables and verdicts for one base, from its run directories (PROTOCOL.md, "What counts as support").
 
     python experiments/study/analyze.py multirun/study/b0                   # table + H1-H5 for base B0
-    python experiments/study/analyze.py multirun/study/b0 --next            # the runs still to make
+    python experiments/study/analyze.py multirun/study/b0 --next            # the runs still to make, one a line
     python experiments/study/analyze.py multirun/study/b0 --json out.json   # the same numbers, for the figure
 
 Reads every `<dir>/*/*/metrics.json` (the grid sweeps and the seed sweeps). Per method, the learning rate is the
@@ -27,7 +27,7 @@ COLUMNS = (("in_domain", "in-domain"), ("ood_names", "OOD (names)"), ("ood", "OO
            ("ood_long", "OOD (5 steps)"), ("prior", "prior"), ("forgetting", "forgetting"))
 
 
-def read_runs(root: Path) -> list[dict]:
+def read_runs(root: Path, allow_none: bool = False) -> list[dict]:
     runs = []
     for path in sorted(root.glob("*/*/metrics.json")):
         m = json.loads(path.read_text())
@@ -38,9 +38,13 @@ def read_runs(root: Path) -> list[dict]:
                      "forgetting": m["delta"]["forgetting"], "kl": train.get("val/kl"),
                      "chosen": train.get("val/rewards/chosen"), "rejected": train.get("val/rewards/rejected"),
                      "item_se": {s: v["se"] for s, v in m.get("paired", {}).items()}})
-    if not runs:
+    if not runs and not allow_none:
         sys.exit(f"error: no */*/metrics.json under {root}")
     models = {r["model"] for r in runs}
+    jobs = [(r["method"], r["lr"], r["seed"]) for r in runs]
+    if len(jobs) != len(set(jobs)):
+        twice = sorted({j for j in jobs if jobs.count(j) > 1})
+        sys.exit(f"error: {root} holds the same run twice ({twice[0]}): keep one directory per method, rate, seed")
     if len(models) > 1:
         sys.exit(f"error: {root} mixes runs of several bases ({', '.join(sorted(models))}): one base a directory")
     return runs
@@ -170,22 +174,33 @@ def report(result: dict, name: str) -> str:
     return "\n".join(lines)
 
 
-def next_commands(result: dict, root: Path, model: str, toy_data: str, methods=METHODS) -> list[str]:
-    """The runs the protocol asks for next: a grid extended one decade past an edge its method chose (once),
-    else the seeds 1 and 2 at each chosen rate; nothing when every method has its three seeds."""
+def next_commands(runs: list[dict], root: Path, model: str, toy_data: str, methods=METHODS) -> list[str]:
+    """The runs the protocol asks for next, one job a command: the grids at seed 0 first; then a grid extended
+    one decade past an edge its method chose (once); then seeds 1 and 2 at each chosen rate. Nothing when every
+    method has its three seeds. A job is known by (method, rate, seed) wherever it sits under `root`, so a rerun
+    after a kill makes only the jobs that wrote no metrics.json (their directories are cleared first)."""
     common = f'"{EV}" logger=csv model.path={model} toy_data={toy_data} experiment_name=study'
+    have = {(r["method"], r["lr"], r["seed"]) for r in runs}
+
+    def job(phase: str, m: str, lr: float, seed: int) -> str:
+        knob = "pref_lr" if m in PREF else "sft_lr"
+        out = root / phase / f"{m}_lr{lr:g}_s{seed}"
+        return f"rm -rf {out} && python train.py method={m} {knob}={lr:g} seed={seed} {common} hydra.run.dir={out}"
+
+    grid = [job("grid", m, lr, 0) for m in methods
+            for lr in GRIDS["pref_lr" if m in PREF else "sft_lr"] if (m, lr, 0) not in have]
+    if grid:
+        return grid
+    chosen = choose(runs)
     extend, seeds = [], []
-    for m, c in result["chosen"].items():
+    for m, c in chosen.items():
         if m not in methods:
             continue
-        knob = "pref_lr" if m in PREF else "sft_lr"
         rates = [lr for lr, *_ in c["grid"]]
-        if c["edge"] and len(rates) == len(GRIDS[knob]):
-            lr = c["lr"] / 10 if c["edge"] == "smallest" else c["lr"] * 10
-            extend.append(f"python train.py -m method={m} {knob}={lr:g} {common} hydra.sweep.dir={root}/extend_{m}")
-        elif set(result["rows"][m]["seeds"]) < {0, 1, 2}:
-            seeds.append(f"python train.py -m method={m} {knob}={c['lr']:g} seed=1,2 {common} "
-                         f"hydra.sweep.dir={root}/seeds_{m}")
+        if c["edge"] and len(rates) == len(GRIDS["pref_lr" if m in PREF else "sft_lr"]):
+            extend.append(job("extend", m, c["lr"] / 10 if c["edge"] == "smallest" else c["lr"] * 10, 0))
+        else:
+            seeds += [job("seeds", m, c["lr"], s) for s in (1, 2) if (m, c["lr"], s) not in have]
     return extend or seeds
 
 
@@ -194,15 +209,19 @@ def main() -> None:
     ap.add_argument("root", type=Path, help="the base's directory of sweeps, e.g. multirun/study/b0")
     ap.add_argument("--name", default=None, help="the base's name in the table (default: the directory's)")
     ap.add_argument("--next", action="store_true", help="print the runs still to make, one command a line")
+    ap.add_argument("--model", default=None, help="for --next: the base model (default: the runs')")
     ap.add_argument("--toy-data", default="data/toy", help="for --next: the base's rectify out_dir")
     ap.add_argument("--methods", default=",".join(METHODS), help="for --next: only these (two streams at once)")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     a = ap.parse_args()
-    runs = read_runs(a.root)
-    result = analyze(runs)
+    runs = read_runs(a.root, allow_none=a.next)
     if a.next:
-        print("\n".join(next_commands(result, a.root, runs[0]["model"], a.toy_data, a.methods.split(","))))
+        model = a.model or (runs[0]["model"] if runs else None)
+        if model is None:
+            ap.error(f"--next: {a.root} holds no run yet, so say which base with --model")
+        print("\n".join(next_commands(runs, a.root, model, a.toy_data, a.methods.split(","))))
         return
+    result = analyze(runs)
     print(report(result, a.name or a.root.name))
     if a.json:
         a.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
