@@ -146,8 +146,8 @@ def test_data_parallel_engines_give_the_single_engine_completions():
             results.append(generate(engine, chat, problems, sampling, seed=3, progress=False))
         finally:
             engine.close()
-        # closed means gone: a data-parallel worker once left its EngineCore running, 2.7 GB each, until a later
-        # vLLM load found no memory
+        # closed means gone: an engine process left running holds its memory (2.7 GB each here) until a later
+        # vLLM load finds none
         time.sleep(1)
         assert [p for p in engine_processes() if p.pid not in before] == [], f"data_parallel_size={dp}"
     assert results[0] == results[1] and len(set(results[0])) > 1  # per-prompt seeds: batching changes nothing

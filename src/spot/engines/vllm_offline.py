@@ -62,7 +62,7 @@ def _worker(conn, device: str, model: str, options: dict) -> None:
         while (job := conn.recv()) is not None:
             prompts, sampling, seeds = job
             conn.send(("done", _run(llm, prompts, _params(sampling, seeds), False)))
-    finally:  # vLLM's engine core is a process of its own: returning without this left it running, orphaned
+    finally:  # vLLM's engine core is a process of its own: stop it here rather than rely on it noticing our exit
         _shutdown(llm)
 
 
