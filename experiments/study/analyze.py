@@ -168,9 +168,15 @@ def report(result: dict, name: str) -> str:
             tt = f"{t['t']:.1f}" if t.get("t") is not None else "-"
             lines.append(f"| {hname} | {label} | {mean} | {se} | {tt} | {t['verdict']} |")
     lines += ["", "Verdicts: " + "; ".join(f"**{k}** {v}" for k, v in result["verdicts"].items())]
+    lines += ["", "Learning-rate selection (seed 0; chosen = best validation in-domain, ties to the smaller rate):", "",
+              "| method | lr | validation | test in-domain | prior | chosen |", "|---|---|---|---|---|---|"]
+    for method, c in result["chosen"].items():
+        for lr, val, ind, prior in c["grid"]:
+            lines.append(f"| {method} | {lr:g} | {pct(val)} | {pct(ind)} | {pct(prior)} | "
+                         f"{'yes' if lr == c['lr'] else ''} |")
     edges = [f"{m} chose the {c['edge']} rate ({c['lr']:g})" for m, c in result["chosen"].items() if c["edge"]]
     if edges:
-        lines += ["", "Grid edges: " + "; ".join(edges) + " (PROTOCOL.md: extend once past the edge)."]
+        lines += ["", "At a grid edge: " + "; ".join(edges) + " (PROTOCOL.md: the grid is extended once past it)."]
     return "\n".join(lines)
 
 
