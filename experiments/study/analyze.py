@@ -115,22 +115,26 @@ def analyze(runs: list[dict]) -> dict:
         "H4": {f"prior BCE - {m}": contrast(s("bce", "prior"), s(m, "prior"), +1) for m in METHODS if m != "bce"},
         "H5": {"chosen reward BCO - DPO": contrast(s("bco", "chosen"), s("dpo", "chosen"), +1)},
     }
+    # H3 predicts no gain: its contrast is read as a change, not as support for a gain
+    h3 = h["H3"]["DPO in-domain - base"]
+    if h3["verdict"] in ("supported", "refuted", "inconclusive"):
+        h3["verdict"] = {"supported": "significant gain", "refuted": "significant loss",
+                         "inconclusive": "no significant change"}[h3["verdict"]]
     verdicts = {}
     for name, tests in h.items():
         vs = [t["verdict"] for t in tests.values()]
-        if any(v in ("not run", "one seed only") for v in vs):
-            verdicts[name] = "not settled (" + ", ".join(sorted(set(vs))) + ")"
-        elif name == "H3":
-            t = tests["DPO in-domain - base"]
-            small = not item_se or t["mean"] < sum(item_se) / len(item_se)
-            verdicts[name] = ("refuted" if t["verdict"] == "supported" else
-                              "supported (no significant gain)" if small or t["verdict"] == "refuted"
+        unsettled = [v for v in vs if v in ("not run", "one seed only")]
+        if name == "H3":
+            small = not item_se or h3.get("mean", 0) < sum(item_se) / len(item_se)
+            verdicts[name] = ("not settled (" + vs[0] + ")" if unsettled else "refuted" if vs[0] == "significant gain"
+                              else "supported (no significant gain)" if small or vs[0] == "significant loss"
                               else "inconclusive")
-        elif name in ("H2", "H4"):
-            verdicts[name] = ("refuted" if "refuted" in vs else "supported" if all(v == "supported" for v in vs)
-                              else "inconclusive")
+        elif "refuted" in vs:  # H2, H4: refuted when any contrast is; one contrast, the others alike
+            verdicts[name] = "refuted"
+        elif unsettled:
+            verdicts[name] = "not settled (" + ", ".join(sorted(set(unsettled))) + ")"
         else:
-            verdicts[name] = vs[0]
+            verdicts[name] = "supported" if all(v == "supported" for v in vs) else "inconclusive"
     if not all(base_ok.values()):
         verdicts = {k: v + " (base outside the criteria)" for k, v in verdicts.items()}
     return {"base": base, "base_criteria": base_ok, "chosen": chosen, "rows": rows, "tests": h,
@@ -162,9 +166,9 @@ def report(result: dict, name: str) -> str:
     lines += ["", "| hypothesis | contrast | mean | SE (seeds) | t | verdict |", "|---|---|---|---|---|---|"]
     for hname, tests in result["tests"].items():
         for label, t in tests.items():
-            scale = 1 if "reward" in label else 100
-            mean = f"{scale * t['mean']:+.2f}" if "mean" in t else "-"
-            se = f"{scale * t['se']:.2f}" if t.get("se") is not None else "-"
+            scale, digits = (1, 4) if "reward" in label else (100, 2)
+            mean = f"{scale * t['mean']:+.{digits}f}" if "mean" in t else "-"
+            se = f"{scale * t['se']:.{digits}f}" if t.get("se") is not None else "-"
             tt = f"{t['t']:.1f}" if t.get("t") is not None else "-"
             lines.append(f"| {hname} | {label} | {mean} | {se} | {tt} | {t['verdict']} |")
     lines += ["", "Verdicts: " + "; ".join(f"**{k}** {v}" for k, v in result["verdicts"].items())]
