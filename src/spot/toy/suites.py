@@ -33,8 +33,6 @@ from spot.toy.tasks import (
     split_rng,
 )
 
-PARTS = ("in_domain", "ood", "prior", "val", "ood_long", "ood_reworded", "ood_names")
-
 
 class ToyVerifier:
     """Correct when the text after the last `#### ` equals the reference exactly (spot.toy.tasks)."""
@@ -47,41 +45,51 @@ class ToyVerifier:
 
 def toy_test_problems(n: int, seed: int = 0, ood: bool = False, split: str | None = None) -> list[Problem]:
     rng = split_rng(seed, split or ("ood" if ood else "test"))
-    level = OOD_LONG if split == "ood_long" else OOD if ood else IN_DOMAIN
-    return [make_problem(rng, level) for _ in range(n)]
+    return [make_problem(rng, OOD if ood else IN_DOMAIN) for _ in range(n)]
 
 
-def _problem_suite(name: str, group: str, problems: list[Problem], max_new_tokens: int) -> Suite:
-    return Suite(name, group, [p.text for p in problems], [str(p.answer) for p in problems], ToyVerifier(),
-                 max_new_tokens=max_new_tokens)
+def _problem_suite(name: str, group: str, problems: list[Problem], max_new_tokens: int, reworded: bool = False
+                   ) -> Suite:
+    return Suite(name, group, [p.reworded_text if reworded else p.text for p in problems],
+                 [str(p.answer) for p in problems], ToyVerifier(), max_new_tokens=max_new_tokens)
+
+
+def _long_problems(n: int, seed: int) -> list[Problem]:
+    rng = split_rng(seed, "ood_long")
+    return [make_problem(rng, OOD_LONG) for _ in range(n)]
+
+
+def _names_problems(n: int, seed: int) -> list[Problem]:
+    rng = split_rng(seed, "ood_names")
+    return [replace(make_problem(rng, IN_DOMAIN), name=rng.choice(NEW_NAMES), obj=rng.choice(NEW_OBJECTS))
+            for _ in range(n)]
+
+
+# The optional splits, each from its own stream: part -> (suite name, its problems, worded otherwise, token budget).
+# The part is the suite's group.
+SPLITS = {
+    "val": ("toy_val_in_domain", lambda n, seed: toy_test_problems(n, seed, split="val"), False, 128),
+    "ood_long": ("toy_ood_long", _long_problems, False, 160),
+    "ood_reworded": ("toy_ood_reworded", lambda n, seed: toy_test_problems(n, seed, split="ood_reworded"), True, 128),
+    "ood_names": ("toy_ood_names", _names_problems, False, 128),
+}
 
 
 def toy_suites(n_in_domain: int = 1000, n_ood: int = 500, n_prior: int = 200, seed: int = 0,
-               max_new_tokens: int | None = None, n_val: int = 0, n_ood_long: int = 0, n_ood_reworded: int = 0,
-               n_ood_names: int = 0) -> list[Suite]:
+               max_new_tokens: int | None = None, n_val: int = 0, splits: dict[str, int] | None = None
+               ) -> list[Suite]:
     """In-domain test, OOD, and one suite per prior task, each with a budget that fits its answers;
     `max_new_tokens` replaces them all (quick checks on untrained models). `n_val` adds `toy_val_in_domain`
     (group `val`): in-domain problems from their own stream, disjoint from the train and test streams;
-    `n_ood_long`, `n_ood_reworded` and `n_ood_names` add `toy_ood_long`, `toy_ood_reworded` and `toy_ood_names`
-    (groups of the same names, each its own stream)."""
+    `splits` ({part: n}) adds any other of SPLITS (toy_ood_long, toy_ood_reworded, toy_ood_names)."""
     suites = [  # in-domain's budget leaves room for the direct (SFT) style's longer lines
         _problem_suite("toy_in_domain", "in_domain", toy_test_problems(n_in_domain, seed), 128),
         _problem_suite("toy_ood", "ood", toy_test_problems(n_ood, seed, ood=True), 192),
     ]
-    if n_val:
-        suites.append(_problem_suite("toy_val_in_domain", "val", toy_test_problems(n_val, seed, split="val"), 128))
-    if n_ood_long:
-        suites.append(_problem_suite("toy_ood_long", "ood_long", toy_test_problems(n_ood_long, seed, split="ood_long"),
-                                     160))
-    if n_ood_reworded:
-        problems = toy_test_problems(n_ood_reworded, seed, split="ood_reworded")
-        suites.append(Suite("toy_ood_reworded", "ood_reworded", [p.reworded_text for p in problems],
-                            [str(p.answer) for p in problems], ToyVerifier(), max_new_tokens=128))
-    if n_ood_names:
-        rng = split_rng(seed, "ood_names")
-        problems = [replace(make_problem(rng, IN_DOMAIN), name=rng.choice(NEW_NAMES), obj=rng.choice(NEW_OBJECTS))
-                    for _ in range(n_ood_names)]
-        suites.append(_problem_suite("toy_ood_names", "ood_names", problems, 128))
+    for part, n in {"val": n_val, **(splits or {})}.items():
+        if n:
+            name, draw, reworded, budget = SPLITS[part]
+            suites.append(_problem_suite(name, part, draw(n, seed), budget, reworded))
     for task in PRIOR_TASKS:
         rng = split_rng(seed, f"prior-test/{task}")
         items = [make_prior(rng, task) for _ in range(n_prior)]
@@ -94,19 +102,23 @@ def toy_suites(n_in_domain: int = 1000, n_ood: int = 500, n_prior: int = 200, se
     return [s for s in suites if s.prompts]
 
 
+PARTS = ("in_domain", "ood", "prior", *SPLITS)
+
+
 def toy_suite(part: str, n: int, seed: int = 0, n_samples: int = 1, max_new_tokens: int | None = None
               ) -> list[Suite]:
     """One part of the held-out suites, as conf/eval/toy_<part>.yaml selects it: in_domain, ood, prior (one
-    suite per prior task) or val."""
-    sizes = {part: tuple(n if p == part else 0 for p in PARTS) for part in PARTS}
-    if part not in sizes:
+    suite per prior task), val, or another of SPLITS."""
+    if part not in PARTS:
         from spot.errors import ConfigError
 
         raise ConfigError(f"toy suite part={part!r}: use one of {', '.join(PARTS)}")
-    n_in, n_ood, n_prior, n_val, n_long, n_reworded, n_names = sizes[part]
-    suites = [s for s in toy_suites(n_in, n_ood, n_prior, seed=seed, max_new_tokens=max_new_tokens, n_val=n_val,
-                                    n_ood_long=n_long, n_ood_reworded=n_reworded, n_ood_names=n_names)
-              if s.group == part]
+    base = {"n_in_domain": 0, "n_ood": 0, "n_prior": 0}
+    if part in SPLITS:
+        sizes = {**base, "splits": {part: n}}
+    else:
+        sizes = {**base, {"in_domain": "n_in_domain", "ood": "n_ood", "prior": "n_prior"}[part]: n}
+    suites = [s for s in toy_suites(**sizes, seed=seed, max_new_tokens=max_new_tokens) if s.group == part]
     for s in suites:
         s.n_samples = n_samples
     return suites
