@@ -41,6 +41,20 @@ def read_runs(sweeps: list[Path]) -> list[dict]:
     return runs
 
 
+def best_rate(runs: list[dict]) -> dict:
+    """The run with the best validation accuracy, ties to the smaller learning rate (the selection rule here and
+    in experiments/study)."""
+    return max(runs, key=lambda r: (r["val"], -r["lr"]))
+
+
+def grid_edge(rates: list[float], lr: float) -> str | None:
+    """"smallest" or "largest" when `lr` sits at that end of a grid of two or more rates, else None."""
+    rates = sorted(rates)
+    if len(rates) < 2 or rates[0] < lr < rates[-1]:
+        return None
+    return "smallest" if lr == rates[0] else "largest"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("sweeps", nargs="+", type=Path)
@@ -52,14 +66,13 @@ def main() -> None:
     chosen = {}
     for method in dict.fromkeys(r["method"] for r in runs):
         mine = sorted((r for r in runs if r["method"] == method), key=lambda r: r["lr"])
-        chosen[method] = max(mine, key=lambda r: (r["val"], -r["lr"]))
+        chosen[method] = best_rate(mine)
         for r in mine:
             print(f"| {method} | {r['lr']:g} | {100 * r['val']:.1f} | {100 * r['test']:.1f} | "
                   f"{100 * r['prior']:.1f} | {100 * r['forgetting']:+.1f} | {'yes' if r is chosen[method] else ''} |")
     for method, r in chosen.items():
-        rates = sorted({x["lr"] for x in runs if x["method"] == method})
-        if len(rates) > 1 and r["lr"] in (rates[0], rates[-1]):
-            side = "smallest" if r["lr"] == rates[0] else "largest"
+        side = grid_edge(list({x["lr"] for x in runs if x["method"] == method}), r["lr"])
+        if side:
             print(f"note: {method} chose the {side} rate of its grid ({r['lr']:g}); extend the grid past it")
     print("\npython report.py " + " ".join(str(r["dir"]) for r in chosen.values()) + " --out <dir>")
 

@@ -18,6 +18,9 @@ import math
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: the selection rule of select_lr.py
+from select_lr import best_rate, grid_edge  # noqa: E402
+
 METHODS = ("sft", "rft", "sft_plus", "dpo", "bce", "bco")
 PREF = ("dpo", "bce", "bco")
 GRIDS = {"pref_lr": (1e-6, 1e-5, 1e-4, 1e-3), "sft_lr": (5e-5, 5e-4, 5e-3)}  # PROTOCOL.md, "Runs"
@@ -51,18 +54,16 @@ def read_runs(root: Path, allow_none: bool = False) -> list[dict]:
 
 
 def choose(runs: list[dict]) -> dict[str, dict]:
-    """method -> {"lr", "grid", "edge"}: the seed-0 run with the best validation accuracy, ties to the smaller."""
+    """method -> {"lr", "grid", "edge"}: the seed-0 run with the best validation accuracy, ties to the smaller
+    rate (experiments/select_lr.py's rule)."""
     chosen = {}
     for method in METHODS:
         grid = sorted((r for r in runs if r["method"] == method and r["seed"] == 0), key=lambda r: r["lr"])
         if not grid:
             continue
-        best = max(grid, key=lambda r: (r["val"], -r["lr"]))
-        rates = [r["lr"] for r in grid]
-        edge = None if len(rates) < 2 or rates[0] < best["lr"] < rates[-1] else (
-            "smallest" if best["lr"] == rates[0] else "largest")
+        best = best_rate(grid)
         chosen[method] = {"lr": best["lr"], "grid": [(r["lr"], r["val"], r["in_domain"], r["prior"]) for r in grid],
-                          "edge": edge}
+                          "edge": grid_edge([r["lr"] for r in grid], best["lr"])}
     return chosen
 
 
