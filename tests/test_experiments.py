@@ -171,4 +171,4 @@ def test_slips_are_wrong_samples_on_problems_greedy_gets_right():
     right_q, wrong_q = "20-4=16\n16+1=17\n#### 17", "20-4=15\n15+1=16\n#### 16"
     shares = slip_shares([(p.text, right_p), (q.text, wrong_q)],
                          [[wrong_p, right_p, right_p], [wrong_q, wrong_q, right_q]])
-    assert shares == {"sampled_accuracy": 0.5, "slip": 1 / 3, "systematic": 2 / 3}
+    assert shares == {"greedy_accuracy": 0.5, "sampled_accuracy": 0.5, "slip": 1 / 3, "systematic": 2 / 3}

@@ -130,7 +130,7 @@ def replace_output_set(directory: str | Path, files: dict[str, str], names: Iter
                        marker: str = "COMPLETE") -> None:
     """Writes `files` ({name: text}) into `directory` as one set that replaces the previous one.
 
-    The marker goes first, then each file is replaced atomically, then the set's other `names` that this run
+    The marker is removed first, then each file is replaced atomically, then the set's other `names` that this run
     did not write are removed (a rerun with direct=false leaves no direct.jsonl from an earlier run), then
     temp files that a killed writer left behind, and the marker is written last, listing the files. A reader
     that finds no marker is looking at a set being written, or one whose writer died. The caller must be the
