@@ -116,13 +116,28 @@ def test_the_study_analysis_chooses_extends_seeds_and_gives_verdicts_by_the_prot
                   chosen=-1.0)
     for i, lr in enumerate((5e-5, 5e-4, 5e-3)):
         study_run(root, "grid_sft", i, "sft_plus", lr, 0, val=0.8 if lr == 5e-4 else 0.5, ind=0.8, prior=0.5)
-    nxt = analyze(root, "--next", "--methods", "dpo,bco,sft_plus")
+    work = tmp_path / "work"
+    nxt = analyze(root, "--next", "--methods", "dpo,bco,sft_plus", "--work", str(work))
     assert nxt.returncode == 0, nxt.stderr
-    out = root / "extend" / "dpo_lr1e-07_s0"
+    out, rec = work / "extend" / "dpo_lr1e-07_s0", root / "extend" / "dpo_lr1e-07_s0"
     assert nxt.stdout.splitlines() == [  # an edge extends its grid first, once; then the seeds
         f'rm -rf {out} && python train.py method=dpo pref_lr=1e-07 seed=0 "eval=[toy,toy_val,toy_ood_names,'
         f'toy_ood_long]" logger=csv model.path=assets/toy-base toy_data=data/toy experiment_name=study '
-        f"hydra.run.dir={out}"]
+        f"hydra.run.dir={out} && rm -rf {rec}.tmp && mkdir -p {rec}.tmp && cp {out}/metrics.json "
+        f"{out}/train_log.jsonl {rec}.tmp/ && mv {rec}.tmp {rec}"]
+    # the job's record, made by its own command from a finished job's files: the next --next knows it is done
+    (work / "extend" / "dpo_lr1e-07_s0").mkdir(parents=True)
+    study_run(work / "extend", "x", 0, "dpo", 1e-7, 0, val=0.6, ind=0.6, prior=0.9, chosen=-1.0)
+    finished = work / "extend" / "x" / "0_dpo"
+    (finished / "train_log.jsonl").write_text('{"step": 0}\n')
+    for f in ("metrics.json", "train_log.jsonl"):
+        (out / f).write_bytes((finished / f).read_bytes())
+    subprocess.run(nxt.stdout.split(" && ", 1)[1].split(" && ", 1)[1], shell=True, check=True)  # after train.py
+    assert sorted(p.name for p in rec.iterdir()) == ["metrics.json", "train_log.jsonl"]
+    assert "pref_lr=1e-07" not in analyze(root, "--next", "--methods", "dpo").stdout
+    import shutil
+
+    shutil.rmtree(rec)
     missing = analyze(root, "--next").stdout.splitlines()  # bce, sft and rft have no grid yet: those come first
     assert len(missing) == 4 + 3 + 3 and all("seed=0" in c and "/grid/" in c for c in missing)
     study_run(root, "extend", 0, "dpo", 1e-7, 0, val=0.6, ind=0.6, prior=0.9, chosen=-1.0)
@@ -138,8 +153,6 @@ def test_the_study_analysis_chooses_extends_seeds_and_gives_verdicts_by_the_prot
     study_run(root, "again", 0, "bco", 1e-5, 1, val=0.7, ind=0.7, prior=0.9, chosen=0.5)
     twice = analyze(root)
     assert twice.returncode != 0 and "holds the same run twice (('bco', 1e-05, 1))" in twice.stderr
-    import shutil
-
     shutil.rmtree(root / "again")
     out = analyze(root, "--json", str(tmp_path / "a.json"))
     assert out.returncode == 0, out.stderr

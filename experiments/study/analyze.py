@@ -1,10 +1,14 @@
 """The study's tables and verdicts for one base, from its run directories (PROTOCOL.md, "What counts as support").
 
-    python experiments/study/analyze.py multirun/study/b0                   # table + H1-H5 for base B0
-    python experiments/study/analyze.py multirun/study/b0 --next            # the runs still to make, one a line
-    python experiments/study/analyze.py multirun/study/b0 --json out.json   # the same numbers, for the figure
+    python experiments/study/analyze.py experiments/study/v0/runs                  # table + H1-H5 for base V0
+    python experiments/study/analyze.py experiments/study/v0/runs --next \
+        --work multirun/study/v0 --model assets/study-v0 --toy-data data/study/v0  # the runs still to make
+    python experiments/study/analyze.py experiments/study/v0/runs --json out.json  # the numbers, for the figure
 
-Reads every `<dir>/*/*/metrics.json` (the grid sweeps and the seed sweeps). Per method, the learning rate is the
+Reads every `<dir>/*/*/metrics.json` (the grid sweeps and the seed sweeps): the study's record, kept in git. A
+job runs under `--work` (checkpoints, policy, samples: large, not kept) and, once it has finished, leaves its
+metrics.json and train_log.jsonl (the reward and KL curves) in the record, so the study resumes in any later
+checkout from what was committed. Per method, the learning rate is the
 one with the best validation in-domain accuracy at seed 0 (ties: the smaller rate); the method's row is the
 mean over the seeds run at that rate, with its standard error over seeds. Contrasts are paired by seed, t with
 n-1 degrees of freedom; the verdict needs |t| beyond the two-sided 5% point (4.30 at three seeds).
@@ -33,6 +37,8 @@ COLUMNS = (("in_domain", "in-domain"), ("ood_names", "OOD (names)"), ("ood", "OO
 def read_runs(root: Path, allow_none: bool = False) -> list[dict]:
     runs = []
     for path in sorted(root.glob("*/*/metrics.json")):
+        if path.parent.name.endswith(".tmp"):  # a record being copied, or left half-made by a kill
+            continue
         m = json.loads(path.read_text())
         groups, train = m["trained"]["groups"], m.get("train", {})
         runs.append({"dir": str(path.parent), "method": m["run"]["method"], "lr": m["run"]["lr"],
@@ -185,18 +191,29 @@ def report(result: dict, name: str) -> str:
     return "\n".join(lines)
 
 
-def next_commands(runs: list[dict], root: Path, model: str, toy_data: str, methods=METHODS) -> list[str]:
+KEPT = ("metrics.json", "train_log.jsonl")  # what a finished job leaves in the record
+
+
+def next_commands(runs: list[dict], root: Path, model: str, toy_data: str, methods=METHODS,
+                  work: Path | None = None) -> list[str]:
     """The runs the protocol asks for next, one job a command: the grids at seed 0 first; then a grid extended
     one decade past an edge its method chose (once); then seeds 1 and 2 at each chosen rate. Nothing when every
     method has its three seeds. A job is known by (method, rate, seed) wherever it sits under `root`, so a rerun
-    after a kill makes only the jobs that wrote no metrics.json (their directories are cleared first)."""
+    after a kill makes only the jobs that left no record. A job runs in `work`/<phase>/<job> (cleared first) and,
+    when `work` is not the record itself, copies KEPT into `root`/<phase>/<job> (whole or not at all)."""
     common = f'"{EV}" logger=csv model.path={model} toy_data={toy_data} experiment_name=study'
     have = {(r["method"], r["lr"], r["seed"]) for r in runs}
+    work = root if work is None else work
 
     def job(phase: str, m: str, lr: float, seed: int) -> str:
         knob = "pref_lr" if m in PREF else "sft_lr"
-        out = root / phase / f"{m}_lr{lr:g}_s{seed}"
-        return f"rm -rf {out} && python train.py method={m} {knob}={lr:g} seed={seed} {common} hydra.run.dir={out}"
+        name = f"{phase}/{m}_lr{lr:g}_s{seed}"
+        out, rec = work / name, root / name
+        cmd = f"rm -rf {out} && python train.py method={m} {knob}={lr:g} seed={seed} {common} hydra.run.dir={out}"
+        if out != rec:  # the record: a temporary directory moved into place, so a kill leaves none half-made
+            cmd += (f" && rm -rf {rec}.tmp && mkdir -p {rec}.tmp && cp {' '.join(f'{out}/{k}' for k in KEPT)} "
+                    f"{rec}.tmp/ && mv {rec}.tmp {rec}")
+        return cmd
 
     grid = [job("grid", m, lr, 0) for m in methods
             for lr in GRIDS["pref_lr" if m in PREF else "sft_lr"] if (m, lr, 0) not in have]
@@ -217,11 +234,13 @@ def next_commands(runs: list[dict], root: Path, model: str, toy_data: str, metho
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("root", type=Path, help="the base's directory of sweeps, e.g. multirun/study/b0")
+    ap.add_argument("root", type=Path, help="the base's record of runs, e.g. experiments/study/v0/runs")
     ap.add_argument("--name", default=None, help="the base's name in the table (default: the directory's)")
     ap.add_argument("--next", action="store_true", help="print the runs still to make, one command a line")
     ap.add_argument("--model", default=None, help="for --next: the base model (default: the runs')")
     ap.add_argument("--toy-data", default="data/toy", help="for --next: the base's rectify out_dir")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="for --next: where the jobs run (default: in the record itself)")
     ap.add_argument("--methods", default=",".join(METHODS), help="for --next: only these (two streams at once)")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     a = ap.parse_args()
@@ -230,7 +249,7 @@ def main() -> None:
         model = a.model or (runs[0]["model"] if runs else None)
         if model is None:
             ap.error(f"--next: {a.root} holds no run yet, so say which base with --model")
-        print("\n".join(next_commands(runs, a.root, model, a.toy_data, a.methods.split(","))))
+        print("\n".join(next_commands(runs, a.root, model, a.toy_data, a.methods.split(","), a.work)))
         return
     result = analyze(runs)
     print(report(result, a.name or a.root.name))
