@@ -121,7 +121,7 @@ def run(cfg: DictConfig) -> dict:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     run_info = {"method": cfg.method_name, "loss": HydraConfig.get().runtime.choices.loss,
-                "beta": objective.beta, "data": cfg.data.path, "model": cfg.model.path,
+                "beta": objective.beta, "weight": objective.weight, "data": cfg.data.path, "model": cfg.model.path,
                 "lr": cfg.optim.lr, "seed": cfg.seed, "reward_shift": cfg.reward_shift.mode,
                 "experiment": cfg.experiment_name, "gamma": cfg.get("gamma"), "n_pairs": cfg.get("n_pairs"),
                 "lora_r": lora.r, "weights_dtype": weights_dtype, "precision": str(cfg.trainer.precision)}

@@ -76,3 +76,19 @@ def test_reward_losses_refuse_a_missing_or_bad_beta(beta, message):
         Objective(bco, beta=beta)
     with pytest.raises(ConfigError, match="loss.beta: sft has no beta"):
         Objective(sft, beta=0.1)
+
+
+@pytest.mark.parametrize("name, weight", [("dpo_nll", 1.0), ("bco_nll", 1.0), ("dpop", 50.0)])
+def test_not_spot_loss_configs_carry_their_weight(name, weight):
+    """The extra rows of the study: each config builds its loss with the weight its source uses, and
+    loss.weight= from the command line replaces it."""
+    from spot import losses
+    from spot.cli import build
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        default = compose(config_name="train", overrides=[f"method={name}"])
+        moved = compose(config_name="train", overrides=[f"method={name}", "loss.weight=3"])
+    objective = build(default.loss, "loss")
+    assert objective.fn is getattr(losses, name) and objective.weight == weight and objective.beta == 0.1
+    assert build(moved.loss, "loss").weight == 3
+    assert default.method_name == name and default.data.path.endswith("pairs.jsonl")

@@ -154,10 +154,14 @@ def test_the_study_analysis_chooses_extends_seeds_and_gives_verdicts_by_the_prot
     twice = analyze(root)
     assert twice.returncode != 0 and "holds the same run twice (('bco', 1e-05, 1))" in twice.stderr
     shutil.rmtree(root / "again")
+    study_run(root, "grid_extra", 0, "dpop", 1e-6, 0, val=0.9, ind=0.95, prior=0.9, chosen=0.2)  # a not-SPoT row
+    assert "--methods: unknown dpo_pos" in analyze(root, "--next", "--methods", "dpop,dpo_pos").stderr
     out = analyze(root, "--json", str(tmp_path / "a.json"))
+    assert "| dpop (not SPoT) | 1e-06 | 1 | 95.0 |" in out.stdout
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "a.json").read_text())
-    assert {m: c["lr"] for m, c in result["chosen"].items()} == {"bco": 1e-5, "dpo": 1e-6, "sft_plus": 5e-4}
+    assert {m: c["lr"] for m, c in result["chosen"].items()} == {"bco": 1e-5, "dpo": 1e-6, "sft_plus": 5e-4,
+                                                                 "dpop": 1e-6}
     v = result["verdicts"]
     assert v["H1"] == "supported"  # +10 points, tiny spread
     assert v["H3"] == "supported (no significant gain)"  # +0.1 points, below the item-level SE

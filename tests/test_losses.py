@@ -93,3 +93,36 @@ def test_reward_shift_state_round_trips():
     assert b.update(torch.tensor([3.0])).item() == pytest.approx(3.0)
     with pytest.raises(ValueError, match="reward_shift.mode"):
         RewardShift("median")
+
+
+def test_not_spot_rows_by_hand():
+    """beta=0.1, chosen logp -1 over 4 tokens vs ref -2 (r+ = 0.1), rejected -3 vs -2 (r- = -0.1).
+
+    dpo_nll(w=1)  = -log s(0.2) + 1 * (1/4)
+    bco_nll(w=2, delta=0.05) = -log s(0.05) - log s(0.15) + 2 * (1/4)
+    dpop: y+ above its reference (r+ > 0) gives no penalty, DPO itself; y+ below it (r+ = -0.1, r- = -0.3)
+          gives -log s(-0.1 + 0.3 - 50 * 0.1) = -log s(-4.8)
+    """
+    x = lp([-1.0] * 3, [-3.0] * 3, [-2.0] * 3, [-2.0] * 3)
+    assert losses.dpo_nll(x, beta=0.1, weight=1.0).losses[0].item() == pytest.approx(nls(0.2) + 0.25, rel=1e-6)
+    bco = losses.bco_nll(x, beta=0.1, weight=2.0, shift=torch.tensor(0.05))
+    assert bco.losses[0].item() == pytest.approx(nls(0.05) + nls(0.15) + 0.5, rel=1e-6)
+    assert torch.allclose(losses.dpop(x, beta=0.1, weight=50.0).losses, losses.dpo(x, beta=0.1).losses)
+    below = lp([-3.0] * 3, [-5.0] * 3, [-2.0] * 3, [-2.0] * 3)
+    assert losses.dpop(below, beta=0.1, weight=50.0).losses[0].item() == pytest.approx(nls(-4.8), rel=1e-5)
+    # DPO's gradient on log pi(y+) is -beta * s(-margin); below the reference DPOP's adds -beta * lambda * s(.)
+    losses.dpop(below, beta=0.1, weight=50.0).losses.sum().backward()
+    assert below.chosen.grad[0].item() == pytest.approx(-0.1 * 51 * (1 - 1 / (1 + math.exp(4.8))), rel=1e-5)
+
+
+def test_a_weight_belongs_to_the_losses_that_take_one():
+    from spot.errors import ConfigError
+
+    assert losses.Objective(losses.dpop, beta=0.1, weight=50.0).needs == (True, True, False)
+    assert losses.Objective(losses.bco_nll, beta=0.1, weight=1.0).needs_shift
+    with pytest.raises(ConfigError, match="loss.weight: bco takes no weight"):
+        losses.Objective(losses.bco, beta=0.1, weight=1.0)
+    with pytest.raises(ConfigError, match="loss.weight: must be an int or float, got None"):
+        losses.Objective(losses.dpo_nll, beta=0.1)
+    with pytest.raises(ConfigError, match="loss.weight: must be zero or more"):
+        losses.Objective(losses.dpop, beta=0.1, weight=-1.0)

@@ -84,6 +84,15 @@ def test_sft_method_trains_on_single_completions(tmp_path, micro_model_dir, toy_
     assert "train/rewards/chosen" not in metrics["train"]  # SFT runs no reference
 
 
+def test_a_not_spot_row_trains_with_its_weight(tmp_path, micro_model_dir, toy_files):
+    train(tmp_path, "method=dpop", "loss.weight=5", f"model.path={micro_model_dir}",
+          f"toy_data={toy_files['pairs'].parent}", "trainer.max_steps=1", "logger=csv", "hydra.run.dir=run",
+          *TINY_EVAL)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (metrics["run"]["method"], metrics["run"]["loss"], metrics["run"]["weight"]) == ("dpop", "dpop", 5)
+    assert "train/rewards/chosen" in metrics["train"]
+
+
 def test_missing_data_file_names_key_and_command(tmp_path, micro_model_dir):
     proc = train(tmp_path, f"model.path={micro_model_dir}", "data.path=nowhere/pairs.jsonl", "logger=csv",
                  check=False)

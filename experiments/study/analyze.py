@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: th
 from select_lr import best_rate, grid_edge  # noqa: E402
 
 METHODS = ("sft", "rft", "sft_plus", "dpo", "bce", "bco")
-PREF = ("dpo", "bce", "bco")
+EXTRA = ("dpo_nll", "bco_nll", "dpop")  # not SPoT (PROTOCOL.md, 2026-12-02 second section): rows, in no test
+PREF = ("dpo", "bce", "bco", *EXTRA)
 GRIDS = {"pref_lr": (1e-6, 1e-5, 1e-4, 1e-3), "sft_lr": (5e-5, 5e-4, 5e-3)}  # PROTOCOL.md, "Runs"
 EV = "eval=[toy,toy_val,toy_ood_names,toy_ood_long]"
 T_CRIT = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57}  # two-sided 5%, by degrees of freedom
@@ -63,7 +64,7 @@ def choose(runs: list[dict]) -> dict[str, dict]:
     """method -> {"lr", "grid", "edge"}: the seed-0 run with the best validation accuracy, ties to the smaller
     rate (experiments/select_lr.py's rule)."""
     chosen = {}
-    for method in METHODS:
+    for method in METHODS + EXTRA:
         grid = sorted((r for r in runs if r["method"] == method and r["seed"] == 0), key=lambda r: r["lr"])
         if not grid:
             continue
@@ -169,7 +170,8 @@ def report(result: dict, name: str) -> str:
         cells = [pct(*row[k]) if row[k] else "-" for k, _ in COLUMNS]
         kl = f"{row['kl'][0]:.3f}" if row["kl"] else "-"
         ch = f"{row['chosen'][0]:+.3f}" if row["chosen"] else "-"
-        lines.append(f"| {method} | {row['lr']:g} | {len(row['seeds'])} | " + " | ".join(cells) + f" | {kl} | {ch} |")
+        label = f"{method} (not SPoT)" if method in EXTRA else method
+        lines.append(f"| {label} | {row['lr']:g} | {len(row['seeds'])} | " + " | ".join(cells) + f" | {kl} | {ch} |")
     lines += ["", "| hypothesis | contrast | mean | SE (seeds) | t | verdict |", "|---|---|---|---|---|---|"]
     for hname, tests in result["tests"].items():
         for label, t in tests.items():
@@ -241,9 +243,13 @@ def main() -> None:
     ap.add_argument("--toy-data", default="data/toy", help="for --next: the base's rectify out_dir")
     ap.add_argument("--work", type=Path, default=None,
                     help="for --next: where the jobs run (default: in the record itself)")
-    ap.add_argument("--methods", default=",".join(METHODS), help="for --next: only these (two streams at once)")
+    ap.add_argument("--methods", default=",".join(METHODS),
+                    help=f"for --next: only these (two streams at once; the not-SPoT rows: {','.join(EXTRA)})")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     a = ap.parse_args()
+    unknown = sorted(set(a.methods.split(",")) - set(METHODS + EXTRA))
+    if unknown:
+        ap.error(f"--methods: unknown {', '.join(unknown)}; the study's are {','.join(METHODS + EXTRA)}")
     runs = read_runs(a.root, allow_none=a.next)
     if a.next:
         model = a.model or (runs[0]["model"] if runs else None)

@@ -10,6 +10,14 @@ r(x, y) = beta * (log pi(y|x) - log pi_ref(y|x)) and s the sigmoid (SPOT.md, "Ob
     bce                    -log s(r+) - log s(-r-)
     bco (SPoT)             -log s(r+ - delta) - log s(-(r- - delta))
 
+Not SPoT, and not among the paper's baselines: objectives the literature proposes for the failure the small-scale
+study found (the chosen likelihood falls while the margin grows, on pairs a few tokens apart), kept as extra
+rows of experiments/study, each with one more coefficient w (`loss.weight`):
+
+    dpo_nll                -log s(r+ - r-) + w * NLL(y+)/|y+|     RPO (Pang et al. 2024), w = 1
+    bco_nll                bco + w * NLL(y+)/|y+|                  the same NLL term on BCO
+    dpop                   -log s(r+ - r- - w * max(0, -r+))       DPO-Positive (Pal et al. 2024), w = lambda = 50
+
 Each function declares what it needs (`needs_reference`, `needs_pairs`, `needs_shift`) so that the module
 skips the reference forward and the rejected half of the batch when a loss does not use them. An `Objective`
 carries the function with its hyper-parameters (beta) and those needs; the Hydra group `loss=` builds one
@@ -46,11 +54,13 @@ class LossOutput:
     rejected_rewards: torch.Tensor | None = None  # (B,) detached
 
 
-def declares(reference: bool, pairs: bool, shift: bool = False):
-    """Marks what a loss needs, so the module can skip work the loss does not use."""
+def declares(reference: bool, pairs: bool, shift: bool = False, weight: bool = False):
+    """Marks what a loss needs, so the module can skip work the loss does not use; `weight`: the loss takes the
+    coefficient of an added term (the not-SPoT rows)."""
 
     def mark(fn):
         fn.needs_reference, fn.needs_pairs, fn.needs_shift = reference, pairs, shift
+        fn.takes_weight = weight
         return fn
 
     return mark
@@ -63,6 +73,11 @@ def implicit_rewards(lp: SequenceLogps, beta: float) -> tuple[torch.Tensor, torc
     return chosen, rejected
 
 
+def per_token_nll(lp: SequenceLogps) -> torch.Tensor:
+    """-log pi(y+|x) / |y+|: the SFT term, per token."""
+    return -lp.chosen / lp.chosen_tokens.clamp(min=1)
+
+
 @declares(reference=False, pairs=False)
 def sft(lp: SequenceLogps, shift: torch.Tensor | None = None) -> LossOutput:
     """Negative log-likelihood of the target completion, per token.
@@ -70,7 +85,7 @@ def sft(lp: SequenceLogps, shift: torch.Tensor | None = None) -> LossOutput:
     Deviation from SPOT.md's summed form: the sum is divided by the completion's token count, as SFT
     trainers usually do, so long and short targets weigh alike and the learning rate does not depend on length.
     """
-    return LossOutput(losses=-lp.chosen / lp.chosen_tokens.clamp(min=1))
+    return LossOutput(losses=per_token_nll(lp))
 
 
 # RFT trains on the policy's own correct samples, SFT+ on rectified y+: the same objective as SFT.
@@ -109,6 +124,31 @@ def bco(lp: SequenceLogps, beta: float = 0.1, shift: torch.Tensor | None = None)
     r_c, r_r = implicit_rewards(lp, beta)
     delta = 0.0 if shift is None else shift.detach()
     return LossOutput(-F.logsigmoid(r_c - delta) - F.logsigmoid(-(r_r - delta)), r_c.detach(), r_r.detach())
+
+
+@declares(reference=True, pairs=True, weight=True)
+def dpo_nll(lp: SequenceLogps, beta: float = 0.1, weight: float = 1.0, shift: torch.Tensor | None = None) -> LossOutput:
+    """Not SPoT. RPO (Pang et al. 2024, "Iterative Reasoning Preference Optimization", eq. 1, alpha = 1 there):
+    DPO plus `weight` times the per-token NLL of y+, which keeps the chosen likelihood from falling."""
+    out = dpo(lp, beta)
+    return LossOutput(out.losses + weight * per_token_nll(lp), out.chosen_rewards, out.rejected_rewards)
+
+
+@declares(reference=True, pairs=True, shift=True, weight=True)
+def bco_nll(lp: SequenceLogps, beta: float = 0.1, weight: float = 1.0, shift: torch.Tensor | None = None) -> LossOutput:
+    """Not SPoT. BCO plus `weight` times the per-token NLL of y+ (RPO's term, on BCO)."""
+    out = bco(lp, beta, shift)
+    return LossOutput(out.losses + weight * per_token_nll(lp), out.chosen_rewards, out.rejected_rewards)
+
+
+@declares(reference=True, pairs=True, weight=True)
+def dpop(lp: SequenceLogps, beta: float = 0.1, weight: float = 50.0, shift: torch.Tensor | None = None) -> LossOutput:
+    """Not SPoT. DPO-Positive (Pal et al. 2024, "Smaug", eq. 3): -log s(beta * [log ratio(y+) - log ratio(y-)
+    - lambda * max(0, log pi_ref(y+) - log pi(y+))]). The penalty is beta * lambda * max(0, -log ratio(y+)) =
+    lambda * max(0, -r+): zero while y+ stays at or above its reference likelihood. lambda (`weight`) = 50 is the
+    value the paper reports."""
+    r_c, r_r = implicit_rewards(lp, beta)
+    return LossOutput(-F.logsigmoid(r_c - r_r - weight * F.relu(-r_c)), r_c.detach(), r_r.detach())
 
 
 class RewardShift(torch.nn.Module):
@@ -157,6 +197,7 @@ class Objective:
 
     fn: Callable[..., LossOutput]
     beta: float | None = None
+    weight: float | None = None  # the added term's coefficient, for the losses that take one (not SPoT)
 
     def __post_init__(self) -> None:
         if not hasattr(self.fn, "needs_reference"):
@@ -167,6 +208,12 @@ class Objective:
             check(self.beta > 0, "loss.beta", f"must be positive, got {self.beta}")
         else:
             check(self.beta is None, "loss.beta", f"{self.fn.__name__} has no beta (it uses no reference)")
+        if self.fn.takes_weight:
+            check_type(self.weight, (int, float), "loss.weight")
+            check(self.weight >= 0, "loss.weight", f"must be zero or more, got {self.weight}")
+        else:
+            check(self.weight is None, "loss.weight", f"{self.fn.__name__} takes no weight (only dpo_nll, bco_nll "
+                                                      "and dpop do)")
 
     @property
     def name(self) -> str:
@@ -184,4 +231,6 @@ class Objective:
     def __call__(self, lp: SequenceLogps, shift: torch.Tensor | None = None) -> LossOutput:
         if self.beta is None:
             return self.fn(lp, shift=shift)
+        if self.weight is not None:
+            return self.fn(lp, beta=self.beta, weight=self.weight, shift=shift)
         return self.fn(lp, beta=self.beta, shift=shift)

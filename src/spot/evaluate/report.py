@@ -18,8 +18,9 @@ from hydra.experimental.callback import Callback
 
 log = logging.getLogger(__name__)
 
-METHOD_ORDER = ("sft", "rft", "sft_plus", "dpo", "reward_sft", "bce", "bco")  # the paper's table order
-PARAMS = ("method", "loss", "beta", "gamma", "n_pairs", "reward_shift", "lr", "data", "model", "experiment")
+METHOD_ORDER = ("sft", "rft", "sft_plus", "dpo", "reward_sft", "bce", "bco",  # the paper's table order,
+                "dpo_nll", "bco_nll", "dpop")  # then the not-SPoT rows of spot.losses
+PARAMS = ("method", "loss", "beta", "weight", "gamma", "n_pairs", "reward_shift", "lr", "data", "model", "experiment")
 GROUPS = ("in_domain", "ood", "prior")
 
 
