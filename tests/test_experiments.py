@@ -158,6 +158,7 @@ def test_the_study_analysis_chooses_extends_seeds_and_gives_verdicts_by_the_prot
     assert "--methods: unknown dpo_pos" in analyze(root, "--next", "--methods", "dpop,dpo_pos").stderr
     out = analyze(root, "--json", str(tmp_path / "a.json"))
     assert "| dpop (not SPoT) | 1e-06 | 1 | 95.0 |" in out.stdout
+    assert "dpo chose" not in out.stdout  # 1e-6 is inside the extended grid now
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "a.json").read_text())
     assert {m: c["lr"] for m, c in result["chosen"].items()} == {"bco": 1e-5, "dpo": 1e-6, "sft_plus": 5e-4,
@@ -174,6 +175,20 @@ def test_the_study_analysis_chooses_extends_seeds_and_gives_verdicts_by_the_prot
                           "--out", str(tmp_path / "f.png")], capture_output=True, text=True)
     assert fig.returncode == 0, fig.stderr
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_extension_that_wins_at_the_new_edge_is_not_extended_again(tmp_path):
+    """V0's case: BCO chose 1e-6, the smallest rate; the extension 1e-7 did better still. The protocol extends
+    once, so the next jobs are the seeds at 1e-7, and the report says the grid stops there."""
+    root = tmp_path / "v0"
+    for i, lr in enumerate((1e-6, 1e-5, 1e-4, 1e-3)):
+        study_run(root, "grid", i, "bco", lr, 0, val=0.6 if lr == 1e-6 else 0.3, ind=0.6, prior=0.9, chosen=0.0)
+    assert "pref_lr=1e-07 seed=0" in analyze(root, "--next", "--methods", "bco").stdout
+    study_run(root, "extend", 0, "bco", 1e-7, 0, val=0.7, ind=0.6, prior=0.9, chosen=0.0)
+    nxt = analyze(root, "--next", "--methods", "bco").stdout.splitlines()
+    assert len(nxt) == 2 and all("pref_lr=1e-07" in c and "/seeds/" in c for c in nxt)
+    out = analyze(root).stdout
+    assert "bco chose the smallest rate (1e-07, its grid already extended once: the protocol stops there)" in out
 
 
 def test_slips_are_wrong_samples_on_problems_greedy_gets_right():

@@ -187,13 +187,20 @@ def report(result: dict, name: str) -> str:
         for lr, val, ind, prior in c["grid"]:
             lines.append(f"| {method} | {lr:g} | {pct(val)} | {pct(ind)} | {pct(prior)} | "
                          f"{'yes' if lr == c['lr'] else ''} |")
-    edges = [f"{m} chose the {c['edge']} rate ({c['lr']:g})" for m, c in result["chosen"].items() if c["edge"]]
+    edges = [f"{m} chose the {c['edge']} rate ({c['lr']:g}"
+             + (", its grid already extended once: the protocol stops there)" if extended(m, c) else ")")
+             for m, c in result["chosen"].items() if c["edge"]]
     if edges:
-        lines += ["", "At a grid edge: " + "; ".join(edges) + " (PROTOCOL.md: the grid is extended once past it)."]
+        lines += ["", "At a grid edge: " + "; ".join(edges) + " (PROTOCOL.md: a grid is extended once past it)."]
     return "\n".join(lines)
 
 
 KEPT = ("metrics.json", "train_log.jsonl")  # what a finished job leaves in the record
+
+
+def extended(method: str, chosen: dict) -> bool:
+    """Whether the method's seed-0 grid already holds more rates than the protocol's (it was extended once)."""
+    return len(chosen["grid"]) > len(GRIDS["pref_lr" if method in PREF else "sft_lr"])
 
 
 def next_commands(runs: list[dict], root: Path, model: str, toy_data: str, methods=METHODS,
@@ -226,8 +233,7 @@ def next_commands(runs: list[dict], root: Path, model: str, toy_data: str, metho
     for m, c in chosen.items():
         if m not in methods:
             continue
-        rates = [lr for lr, *_ in c["grid"]]
-        if c["edge"] and len(rates) == len(GRIDS["pref_lr" if m in PREF else "sft_lr"]):
+        if c["edge"] and not extended(m, c):
             extend.append(job("extend", m, c["lr"] / 10 if c["edge"] == "smallest" else c["lr"] * 10, 0))
         else:
             seeds += [job("seeds", m, c["lr"], s) for s in (1, 2) if (m, c["lr"], s) not in have]
