@@ -1,6 +1,6 @@
 """The study's figure: in-domain gain against forgetting, one panel per base, error bars over seeds.
 
-    python experiments/study/figure.py multirun/study/b0/analysis.json multirun/study/v0/analysis.json \
+    python experiments/study/figure.py experiments/study/{b0,v0,b1}/analysis.json \
         --out experiments/study/gain_vs_forgetting.png
 
 Each input is what `analyze.py --json` (run_base.sh) wrote for one base. A method's point is its mean over the
@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 LABELS = {"sft": "SFT", "rft": "RFT", "sft_plus": "SFT+", "dpo": "DPO", "bce": "BCE", "bco": "BCO (SPoT)"}
+ORDER = (*LABELS, "dpo_nll", "bco_nll", "dpop")  # a method keeps its colour in every panel
 
 
 def main() -> None:
@@ -36,7 +37,8 @@ def main() -> None:
             (ind, ind_se), (fg, fg_se) = row["in_domain"], row["forgetting"]
             gain = 100 * (ind - base["in_domain"])
             ax.errorbar(100 * fg, gain, xerr=100 * fg_se if fg_se else None, yerr=100 * ind_se if ind_se else None,
-                        fmt="o", capsize=3, label=f"{LABELS.get(method, method)} ({len(row['seeds'])} seeds)")
+                        fmt="o", capsize=3, color=f"C{ORDER.index(method) if method in ORDER else 9}",
+                        label=f"{LABELS.get(method, method)} ({len(row['seeds'])} seeds)")
         ax.axhline(0, color="grey", lw=0.8)
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_title(f"{path.parent.name}: base in-domain {100 * base['in_domain']:.1f}, prior "
