@@ -13,8 +13,10 @@ import argparse
 import json
 from pathlib import Path
 
+from spot.evaluate.report import METHOD_ORDER
+
 LABELS = {"sft": "SFT", "rft": "RFT", "sft_plus": "SFT+", "dpo": "DPO", "bce": "BCE", "bco": "BCO (SPoT)"}
-ORDER = (*LABELS, "dpo_nll", "bco_nll", "dpop")  # a method keeps its colour in every panel
+COLOURS = {m: f"C{i}" for i, m in enumerate(METHOD_ORDER)}  # a method keeps its colour in every panel
 
 
 def main() -> None:
@@ -37,7 +39,7 @@ def main() -> None:
             (ind, ind_se), (fg, fg_se) = row["in_domain"], row["forgetting"]
             gain = 100 * (ind - base["in_domain"])
             ax.errorbar(100 * fg, gain, xerr=100 * fg_se if fg_se else None, yerr=100 * ind_se if ind_se else None,
-                        fmt="o", capsize=3, color=f"C{ORDER.index(method) if method in ORDER else 9}",
+                        fmt="o", capsize=3, color=COLOURS.get(method, "black"),
                         label=f"{LABELS.get(method, method)} ({len(row['seeds'])} seeds)")
         ax.axhline(0, color="grey", lw=0.8)
         ax.axvline(0, color="grey", lw=0.8)
