@@ -18,7 +18,7 @@ prefix once, no padding between sequences). TRL runs its defaults: a live refere
 precompute_ref_log_probs, and TRL with its shipped defaults (bf16 autocast and gradient checkpointing, which the
 float32 comparison rows turn off), to show where the time goes.
 
-Data: real GSM8K problems (../shared/data/gsm8k), the reference solution as chosen and a model's wrong solution
+Data: real GSM8K problems (assets/gsm8k, the repository's slice), the reference solution as chosen and a model's wrong solution
 as rejected, cut to --max-chars per answer; the models use a character tokenizer (one token per character), the
 152k-vocabulary model the same characters padded with unused entries to Qwen's 151,936 (the LM head, not the
 text, is what makes that model's memory and time).
@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "example_model_solutions.jsonl"
+GSM8K = ROOT / "assets" / "gsm8k" / "example_model_solutions.jsonl"
 MODELS = {  # Qwen3 configs; `vocab` pads the character vocabulary with unused entries
     "toy-5m": dict(hidden_size=256, num_layers=6, num_heads=4, num_kv_heads=2, intermediate_size=768),
     "toy-20m": dict(hidden_size=512, num_layers=6, num_heads=8, num_kv_heads=4, intermediate_size=1536),
@@ -59,7 +59,7 @@ BETA, LR = 0.1, 1e-5
 def gsm8k_pairs(n: int, max_chars: int) -> list[dict]:
     """(question, reference solution, first wrong model solution), answers cut to max_chars."""
     if not GSM8K.exists():
-        sys.exit(f"error: {GSM8K} not found (the shared GSM8K data; see ../shared/data/README.md)")
+        sys.exit(f"error: {GSM8K} not found (the repository's GSM8K slice; see assets/gsm8k/README.md)")
     pairs = []
     for line in GSM8K.read_text().splitlines():
         row = json.loads(line)

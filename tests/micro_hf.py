@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+GSM8K = Path(__file__).resolve().parents[1] / "assets" / "gsm8k"   # the repository's slice of GSM8K
+
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 THINK_TOKENS = ["<think>", "</think>"]
 
@@ -95,10 +97,10 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 SOLVERS = ["6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification"]
 
 
-def gsm8k_pairs(shared_data: Path, n: int) -> list[dict]:
+def gsm8k_pairs(n: int) -> list[dict]:
     """Preference pairs from OpenAI's example model solutions: the first n questions with a right and a wrong one."""
     pairs = []
-    for row in _read_jsonl(Path(shared_data) / "gsm8k" / "example_model_solutions.jsonl"):
+    for row in _read_jsonl(GSM8K / "example_model_solutions.jsonl"):
         sols = [row[k] for k in SOLVERS if k in row]
         right = [s["solution"] for s in sols if s["is_correct"]]
         wrong = [s["solution"] for s in sols if not s["is_correct"]]
@@ -109,7 +111,7 @@ def gsm8k_pairs(shared_data: Path, n: int) -> list[dict]:
     return pairs
 
 
-def gsm8k_corpus(shared_data: Path, n: int = 400) -> list[str]:
+def gsm8k_corpus(n: int = 400) -> list[str]:
     """Questions and answers of the first n GSM8K training rows, as text to train the tokenizer on."""
-    rows = _read_jsonl(Path(shared_data) / "gsm8k" / "train.jsonl")[:n]
+    rows = _read_jsonl(GSM8K / "train.jsonl")[:n]
     return [text for r in rows for text in (r["question"], r["answer"])]

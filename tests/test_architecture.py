@@ -3,6 +3,7 @@ src/spot imports another in a circle, the toy world is a plugin nothing else imp
 reports user errors the same way."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,19 @@ def test_nothing_outside_the_toy_world_imports_it():
 def test_every_entry_point_reports_user_errors_one_way(script):
     text = (SRC.parents[1] / script).read_text()
     assert "except UserError as e:" in text and "exit_with(e)" in text
+
+
+OUTSIDE = re.compile(r'[.][.]/shared|/ ["]shared|shared[/]data[/]')
+
+
+def test_nothing_depends_on_a_path_outside_the_repository():
+    """A user clones this repository alone: no code, test, config or doc may read or cite a file beside it
+    (the workspace's reference shelf once held the GSM8K data and the method's summary)."""
+    root = SRC.parents[1]
+    kinds = {".py", ".yaml", ".md", ".sh", ".ipynb", ".toml", ".txt", ".cfg"}
+    files = [p for p in root.rglob("*") if p.suffix in kinds and p.is_file()
+             and not {".git", "outputs", "multirun", "data", ".cache"} & set(p.relative_to(root).parts)]
+    assert len(files) > 100
+    offenders = [f"{p.relative_to(root)}:{i}" for p in files
+                 for i, line in enumerate(p.read_text(errors="replace").splitlines(), 1) if OUTSIDE.search(line)]
+    assert offenders == []

@@ -17,7 +17,7 @@ from spot.chat import ChatFormat
 from spot.evaluate.checkpoints import CheckpointError, load_for_eval, resolve_source
 from spot.evaluate.kl import KLSettings, kl_to_reference
 
-SHARED_GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+GSM8K_TEST = ROOT / "assets" / "gsm8k" / "test.jsonl"
 QUIET = ["wandb.mode=disabled", "eval.progress=false"]
 
 
@@ -33,10 +33,10 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.mark.skipif(not SHARED_GSM8K.exists(), reason="shared GSM8K data not present")
-def test_gsm8k_from_the_shared_data_end_to_end(tmp_path, micro_model_dir):
-    out = tmp_path / "out"  # run from the repo root: the config's path ../shared/data/... is relative to it
+def test_gsm8k_from_a_local_file_end_to_end(tmp_path, micro_model_dir):
+    out = tmp_path / "out"
     proc = evaluate(ROOT, "model=hf", f"model.path={micro_model_dir}", "model.dtype=float32", "eval=gsm8k",
+                    f"eval.suites.gsm8k.path={GSM8K_TEST}",
                     "eval.limit=3", "eval.n_samples=2", "eval.max_new_tokens=6", "eval.sampling.temperature=0.7",
                     "eval.sampling.top_p=0.8", "eval.sampling.top_k=20", "wandb.mode=disabled",
                     f"hydra.run.dir={out}")

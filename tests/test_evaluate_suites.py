@@ -20,7 +20,7 @@ from spot.evaluate.suites import Suite
 from spot.generation import Sampling
 from spot.toy.suites import toy_suite
 
-SHARED_GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "test.jsonl"
+GSM8K_TEST = Path(__file__).resolve().parents[1] / "assets" / "gsm8k" / "test.jsonl"
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -70,9 +70,8 @@ def test_math_sets_are_read_in_their_common_shapes(tmp_path):
     assert suite.meta[1]["source"] == f"{path}:2"
 
 
-@pytest.mark.skipif(not SHARED_GSM8K.exists(), reason="shared GSM8K data not present")
-def test_gsm8k_test_file_from_shared_data():
-    suite = file_suite("gsm8k", str(SHARED_GSM8K), MathVerifier(), prompt_key="question", answer_key="answer",
+def test_gsm8k_test_file_from_the_repositorys_slice():
+    suite = file_suite("gsm8k", str(GSM8K_TEST), MathVerifier(), prompt_key="question", answer_key="answer",
                        limit=3)
     assert suite.answers == ["18", "3", "70000"] and suite.prompts[0].startswith("Janet")
 

@@ -10,9 +10,7 @@ import pytest
 from micro_hf import build_micro_hf_model, gsm8k_corpus, gsm8k_pairs, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-GSM8K = SHARED / "gsm8k" / "test.jsonl"
-pytestmark = pytest.mark.skipif(not GSM8K.exists(), reason="shared GSM8K data not present")
+GSM8K = ROOT / "assets" / "gsm8k" / "test.jsonl"   # the repository's slice (assets/gsm8k/README.md)
 
 
 def entry(script: str, cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -27,8 +25,8 @@ def entry(script: str, cwd: Path, *overrides: str) -> subprocess.CompletedProces
 def hf_run(tmp_path_factory) -> Path:
     """One train.py run of BCO on the micro HF model, scored on the first 20 GSM8K test problems."""
     base = tmp_path_factory.mktemp("hf-path")
-    model = build_micro_hf_model(base / "model", gsm8k_corpus(SHARED))
-    pairs = write_jsonl(base / "pairs.jsonl", gsm8k_pairs(SHARED, 12))
+    model = build_micro_hf_model(base / "model", gsm8k_corpus())
+    pairs = write_jsonl(base / "pairs.jsonl", gsm8k_pairs(12))
     entry("train.py", base, "model=hf", f"model.path={model}", "model.dtype=float32", "data=rectified_4k",
           f"data.path={pairs}", "data.max_length=512", "data.max_prompt_length=256", "eval=[gsm8k]",
           f"eval.suites.gsm8k.path={GSM8K}", "eval.suites.gsm8k.limit=20", "eval.max_new_tokens=16",

@@ -21,7 +21,7 @@ MISTAKES = [
     ("evaluate.py", ["model=outputs/main_bco"], "error: model.path=outputs/main_bco: no such directory"),
     ("evaluate.py", ["model=nosuch-org/nosuch-model"], "error: model.path=nosuch-org/nosuch-model: no local "
                                                         "directory of that name, and as a hub id"),
-    ("rectify.py", ["problems=dapo", "oracle=toy"], "error: problems.path=open-r1/DAPO-Math-17k-Processed: "),
+    ("rectify.py", ["problems=dapo", "oracle=toy"], "error: problems.source.path=open-r1/DAPO-Math-17k-Processed: "),
 ]
 
 
@@ -70,8 +70,7 @@ BAD_UTF8 = b'{"prompt": "1+1?", "chosen": "2", "rejected": "3", "question": "q",
     ("rectify.py", ["problems=jsonl", "problems.source.path={bad}", "problems.source.answer_key=answer",
                     "problems.source.prompt_key=question", "oracle=toy"]),
     ("evaluate.py", ["eval=[gsm8k]", "eval.suites.gsm8k.path={bad}"]),
-    ("evaluate.py", ["completions={bad}", "eval=[gsm8k]", f"eval.suites.gsm8k.path={ROOT.parent}/shared/data/gsm8k/"
-                                                           "test.jsonl"]),
+    ("evaluate.py", ["completions={bad}", "eval=[gsm8k]", f"eval.suites.gsm8k.path={ROOT}/assets/gsm8k/test.jsonl"]),
 ], ids=["pairs", "problems", "benchmark", "completions"])
 def test_bad_utf8_in_any_file_a_user_gives_is_file_and_line(tmp_path_factory, tmp_path, script, overrides):
     bad = tmp_path_factory.mktemp("data") / "bad.jsonl"

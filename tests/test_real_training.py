@@ -1,7 +1,7 @@
 """Training a real-path Hugging Face model as on GPUs, on the CPU: precision, LoRA, checkpoints, errors first.
 
 The micro model is a Qwen3ForCausalLM built from a config with a BPE tokenizer (tests/micro_hf.py), saved in
-bf16 like a hub checkpoint, trained by train.py on GSM8K pairs from ../shared/data.
+bf16 like a hub checkpoint, trained by train.py on GSM8K pairs from assets/gsm8k.
 """
 
 import json
@@ -16,9 +16,7 @@ import torch
 from micro_hf import build_micro_hf_model, gsm8k_corpus, gsm8k_pairs, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-GSM8K = SHARED / "gsm8k" / "test.jsonl"
-pytestmark = pytest.mark.skipif(not GSM8K.exists(), reason="shared GSM8K data not present")
+GSM8K = ROOT / "assets" / "gsm8k" / "test.jsonl"   # the repository's slice (assets/gsm8k/README.md)
 
 
 def train(cwd: Path, *overrides: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -42,13 +40,13 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
 def world(tmp_path_factory) -> dict:
     """A bf16 micro model (as hub checkpoints are stored) and 12 GSM8K pairs."""
     base = tmp_path_factory.mktemp("real-training")
-    model_dir = build_micro_hf_model(base / "fp32", gsm8k_corpus(SHARED))
+    model_dir = build_micro_hf_model(base / "fp32", gsm8k_corpus())
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     bf16 = base / "model"
     AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16).save_pretrained(bf16)
     AutoTokenizer.from_pretrained(model_dir).save_pretrained(bf16)
-    pairs = write_jsonl(base / "pairs.jsonl", gsm8k_pairs(SHARED, 12))
+    pairs = write_jsonl(base / "pairs.jsonl", gsm8k_pairs(12))
     common = ["model=hf", f"model.path={bf16}", "data=rectified_4k", f"data.path={pairs}", "data.max_length=384",
               "data.max_prompt_length=192", "logger=csv"]
     return {"dir": base, "model": bf16, "pairs": pairs, "common": common}
@@ -162,7 +160,7 @@ def test_an_unreachable_hub_dataset_is_one_line(tmp_path):
                            "problems.source.path=spot-tests/no-such-dataset-7f3a", "hydra.run.dir=r"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     line = one_line_error(proc)
-    assert line.startswith("error: problems.path=spot-tests/no-such-dataset-7f3a: ")
+    assert line.startswith("error: problems.source.path=spot-tests/no-such-dataset-7f3a: ")
     assert "Retrying" not in proc.stderr
 
 

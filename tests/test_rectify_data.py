@@ -14,9 +14,8 @@ from spot.rectify.problems import file_items
 from spot.toy.problems import toy_items
 from spot.toy.suites import ToyVerifier
 
-SOLUTIONS = Path(__file__).resolve().parents[2] / "shared/data/gsm8k/example_model_solutions.jsonl"
+SOLUTIONS = Path(__file__).resolve().parents[1] / "assets/gsm8k/example_model_solutions.jsonl"
 MODELS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
-needs_gsm8k = pytest.mark.skipif(not SOLUTIONS.exists(), reason=f"{SOLUTIONS} absent (no shared data)")
 
 
 def write(path: Path, rows: list) -> str:
@@ -87,9 +86,8 @@ def test_math_verifier_rejects_and_is_time_bounded():
     assert time.time() - t < 10
 
 
-@needs_gsm8k
 def test_verifier_agrees_with_gsm8k_is_correct_flags():
-    """The dataset's own labels on 5,276 real model solutions: how often math-verify agrees with them."""
+    """The dataset's own labels on 800 real model solutions (the slice): how often math-verify agrees with them."""
     v, agree, total, wrong = MathVerifier(), 0, 0, 0
     for line in SOLUTIONS.read_text().splitlines():
         row = json.loads(line)
@@ -100,7 +98,7 @@ def test_verifier_agrees_with_gsm8k_is_correct_flags():
             total += 1
             wrong += not flag
     print(f"math-verify agrees with is_correct on {agree}/{total} = {agree / total:.4f}")
-    assert (total, wrong) == (5276, 3275)
+    assert (total, wrong) == (800, 505)
     assert agree / total >= 0.99
 
 

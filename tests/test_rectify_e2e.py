@@ -17,7 +17,7 @@ import pytest
 from spot.rectify.oracles.fake_server import FakeServer, FakeSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-SOLUTIONS = ROOT.parent / "shared" / "data" / "gsm8k" / "example_model_solutions.jsonl"
+SOLUTIONS = ROOT / "assets" / "gsm8k" / "example_model_solutions.jsonl"   # 200 problems, 800 solutions
 KEY = "sk-ant-api03-TEST-SECRET-do-not-leak-7f3a9c"
 OUTPUTS = ("pairs.jsonl", "rft.jsonl", "direct.jsonl", "drops.jsonl")
 
@@ -49,7 +49,6 @@ def read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.mark.skipif(not SOLUTIONS.exists(), reason=f"{SOLUTIONS} absent (shared data not mounted)")
 def test_gsm8k_solutions_through_fake_claude(micro_model_dir, tmp_path):
     from spot.data import read_examples
 

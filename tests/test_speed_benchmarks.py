@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-GSM8K = ROOT.parent / "shared" / "data" / "gsm8k"
 
 
 def run(args, tmp_path):
@@ -19,7 +18,6 @@ def run(args, tmp_path):
     return proc
 
 
-@pytest.mark.skipif(not GSM8K.exists(), reason="needs ../shared/data/gsm8k")
 def test_bench_train_losses_agree_with_trl_step_by_step(tmp_path):
     pytest.importorskip("trl")
     run(["benchmarks/bench_train.py", "--models", "micro", "--steps", "3", "--batch", "2", "--repeat", "1",
@@ -29,7 +27,6 @@ def test_bench_train_losses_agree_with_trl_step_by_step(tmp_path):
     assert rows["spot:dpo"]["slots"][0] < rows["trl:sigmoid"]["slots"][0]  # shared prefixes, no padding
 
 
-@pytest.mark.skipif(not GSM8K.exists(), reason="needs ../shared/data/gsm8k")
 def test_bench_train_first_gradient_equals_trls(tmp_path):
     pytest.importorskip("trl")
     run(["benchmarks/bench_train.py", "--models", "micro", "--batch", "2", "--steps", "2", "--grad-check"], tmp_path)

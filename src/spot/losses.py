@@ -2,7 +2,7 @@
 
 Every loss takes a `SequenceLogps` (log-probs summed over completion tokens) and returns per-example losses
 plus reward diagnostics; reduction, logging and the reward-shift state live in the module. With
-r(x, y) = beta * (log pi(y|x) - log pi_ref(y|x)) and s the sigmoid (SPOT.md, "Objectives"):
+r(x, y) = beta * (log pi(y|x) - log pi_ref(y|x)) and s the sigmoid (docs/METHOD.md, "Objectives"):
 
     sft / rft / sft_plus   -log pi(y|x)                        (same function; they differ in data)
     dpo                    -log s(r+ - r-)
@@ -82,7 +82,7 @@ def per_token_nll(lp: SequenceLogps) -> torch.Tensor:
 def sft(lp: SequenceLogps, shift: torch.Tensor | None = None) -> LossOutput:
     """Negative log-likelihood of the target completion, per token.
 
-    Deviation from SPOT.md's summed form: the sum is divided by the completion's token count, as SFT
+    Deviation from docs/METHOD.md's summed form: the sum is divided by the completion's token count, as SFT
     trainers usually do, so long and short targets weigh alike and the learning rate does not depend on length.
     """
     return LossOutput(losses=per_token_nll(lp))
@@ -102,7 +102,7 @@ def dpo(lp: SequenceLogps, beta: float = 0.1, shift: torch.Tensor | None = None)
 
 @declares(reference=True, pairs=False)
 def reward_sft(lp: SequenceLogps, beta: float = 0.1, shift: torch.Tensor | None = None) -> LossOutput:
-    """-log s(r+): SFT on y+ whose gradient is scaled by 1 - s(r+), a per-sample early stop (SPOT.md)."""
+    """-log s(r+): SFT on y+ whose gradient is scaled by 1 - s(r+), a per-sample early stop (docs/METHOD.md)."""
     r_c, _ = implicit_rewards(lp, beta)
     return LossOutput(-F.logsigmoid(r_c), r_c.detach())
 

@@ -10,7 +10,7 @@ from spot.errors import check, check_type
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """AdamW with linear warmup then cosine decay (the paper's recipe, SPOT.md "Training recipe")."""
+    """AdamW with linear warmup then cosine decay (the paper's recipe, docs/METHOD.md "Training recipe")."""
 
     lr: float = 1e-6
     betas: tuple[float, float] = (0.9, 0.95)

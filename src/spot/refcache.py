@@ -1,6 +1,6 @@
 """Reference log-probs computed once before training and cached on disk: no reference model while training.
 
-SPOT.md ("Training recipe"): reference log-probs are computed once before training, then the reference model
+docs/METHOD.md ("Training recipe"): reference log-probs are computed once before training, then the reference model
 is freed. Here the pass runs in the `ReferenceLogps` callback's `setup` hook, after the process group exists and
 before any checkpoint is restored, so:
   - with no separate reference model, the policy itself is scored: before its first update it *is* the

@@ -1,4 +1,4 @@
-"""The edit ratio R_LCS = 1 - |LCS(y-, y+)| / |y+| over token ids (SPOT.md, "Data pipeline").
+"""The edit ratio R_LCS = 1 - |LCS(y-, y+)| / |y+| over token ids (docs/METHOD.md, "Data pipeline").
 
 R_LCS is 0 when y+ is a subsequence of y- (nothing was written anew) and 1 when they share no token. The
 paper keeps a pair when R_LCS <= gamma = 0.6, so that y+ stays close to the policy's own distribution.

@@ -1,4 +1,4 @@
-"""The rectification pipeline: sample, verify, ask the Oracle, filter, write (SPOT.md, "Data pipeline").
+"""The rectification pipeline: sample, verify, ask the Oracle, filter, write (docs/METHOD.md, "Data pipeline").
 
     python rectify.py                                    # toy world -> data/toy/
     python rectify.py model=hf model.path=Qwen/Qwen3-8B problems=gsm8k oracle=anthropic

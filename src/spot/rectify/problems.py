@@ -56,7 +56,7 @@ def file_items(path: str, prompt_key: str = "question", answer_key: str = "answe
     string: completions sampled elsewhere (GSM8K's example_model_solutions.jsonl)."""
     prefix = Path(path).stem
     items: list[Item] = []
-    for n, (where, row) in enumerate(iter_rows(path, "problems.path", subset=subset)):
+    for n, (where, row) in enumerate(iter_rows(path, "problems.source.path", subset=subset)):
         if limit is not None and n >= limit:
             break
         prompt = field(where, row, prompt_key)
@@ -73,5 +73,5 @@ def file_items(path: str, prompt_key: str = "question", answer_key: str = "answe
             items.append(Item(id=f"{pid}/{key}", prompt=prompt, answer=answer, problem_id=pid,
                               completion=text))
     if not items:
-        raise DataError(f"problems.path={path}: no rows")
+        raise DataError(f"problems.source.path={path}: no rows")
     return items

@@ -1,6 +1,6 @@
 """The Oracle interface that every backend implements (toy, Anthropic, OpenAI-compatible).
 
-An Oracle has two jobs (SPOT.md, "Data pipeline"):
+An Oracle has two jobs (docs/METHOD.md, "Data pipeline"):
 - `rectify`: given a problem and the policy's wrong answer, return the answer with only its erroneous steps
   fixed, in the policy's own wording and format (the surgical edit, y+);
 - `solve`: the "direct" mode, a from-scratch solution in the Oracle's own style (the SFT baseline's data).

@@ -1,4 +1,4 @@
-"""The SPoT Oracle prompt (SPOT.md, "Data pipeline") and the parsing of its reply.
+"""The SPoT Oracle prompt (docs/METHOD.md, "Data pipeline") and the parsing of its reply.
 
 The prompt's fixed part lives in text files under `prompts/` that a user can read and edit (point
 `oracle.backend.prompts_dir` at a copy). Each kind has a system part, the same for every call and therefore
