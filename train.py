@@ -62,6 +62,7 @@ def run(cfg: DictConfig) -> dict:
     from hydra.utils import instantiate
 
     from spot.chat import ChatFormat
+    from spot.checkpointing import AtomicCheckpointIO, SaveOnSignal
     from spot.data import PairDataModule
     from spot.models import PolicySaver, load_config, load_model, load_tokenizer, weights_key
     from spot.module import SPoTModule
@@ -105,7 +106,8 @@ def run(cfg: DictConfig) -> dict:
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in cfg.trainer.get("callbacks") or []]
     callbacks += [instantiate(c) for c in cfg.eval.get("callbacks") or []]  # e.g. eval=toy_curves
-    callbacks += [Throughput(), StepLog(out_dir / "train_log.jsonl"), TrainProgress(), scoring]  # Throughput first
+    callbacks += [Throughput(), StepLog(out_dir / "train_log.jsonl"), TrainProgress(),  # Throughput first
+                  SaveOnSignal(out_dir / "checkpoints" / "last.ckpt"), scoring]  # Ctrl-C/SIGTERM: save, stop
     if mid_epoch is not None:
         from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -116,7 +118,10 @@ def run(cfg: DictConfig) -> dict:
                                         model_key=weights_key(cfg.model.path, model_config)))
     # no terminal (nohup, SLURM, CI): Lightning's bar would print once at the end; TrainProgress prints lines
     bar = {} if on_terminal() else {"enable_progress_bar": False}
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(out_dir), **bar)
+    # checkpoints written beside their target and renamed in (spot.checkpointing); DeepSpeed's directories by its
+    # strategy (trainer=deepspeed_*)
+    io = {} if is_deepspeed(strategy) else {"plugins": [AtomicCheckpointIO()]}
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(out_dir), **bar, **io)
     if logger:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 

@@ -52,6 +52,7 @@ def test_deepspeed_config_builds_the_strategy_and_a_valid_deepspeed_config(name)
     cfg = composed(name)
     assert cfg.trainer.accelerator == "gpu" and cfg.trainer.devices == 8 and cfg.trainer.precision == "bf16-mixed"
     strategy, ds = implied_deepspeed_config(cfg)
+    assert type(strategy).__name__ == "AtomicDeepSpeedStrategy"  # checkpoint directories written whole
     stage, offload_opt, offload_param = EXPECTED[name]
     zero = ds["zero_optimization"]
     assert zero["stage"] == stage

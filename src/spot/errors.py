@@ -11,7 +11,11 @@ import sys
 
 
 class UserError(ValueError):
-    """Input the user must fix; the message says what and where."""
+    """Input the user must fix; the message says what and where. `prefix` and `exit_status` are how the entry
+    point reports it (a run stopped by a signal says "stopped" and exits 128 + the signal's number)."""
+
+    prefix = "error"
+    exit_status = 2
 
 
 class ConfigError(UserError):
@@ -28,11 +32,11 @@ def first_line(error: BaseException, limit: int = 300) -> str:
 
 
 def exit_with(error: BaseException) -> None:
-    """One line on stderr, exit status 2: the style of every entry point. A run stopped this way before it
-    wrote anything leaves no run directory behind (`discard_unused_run_dir`)."""
+    """One line on stderr, exit status 2 (a UserError may say otherwise): the style of every entry point. A
+    run stopped this way before it wrote anything leaves no run directory behind (`discard_unused_run_dir`)."""
     discard_unused_run_dir()
-    print(f"error: {error}", file=sys.stderr)
-    sys.exit(2)
+    print(f"{getattr(error, 'prefix', 'error')}: {error}", file=sys.stderr)
+    sys.exit(getattr(error, "exit_status", 2))
 
 
 def discard_unused_run_dir() -> None:

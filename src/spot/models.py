@@ -14,6 +14,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 from spot.errors import ConfigError, UserError, first_line
 from spot.lora import has_adapters
 from spot.preflight import check_attention
+from spot.rows import atomic_directory
 
 log = logging.getLogger(__name__)
 
@@ -83,30 +84,31 @@ class PolicySaver:
     def adapter_dir(self) -> Path:
         return self.dir.with_name("adapter")
 
-    def writes_full_model(self, policy) -> bool:
-        return self.merge or not has_adapters(policy)
-
     def save(self, policy, tokenizer):
         """Writes the policy and returns the model to evaluate: the merged one when adapters are merged.
 
-        The weights are cast tensor by tensor on the CPU, so fp32 master weights are written as bf16 without
-        a second copy on the device; config.json then records the dtype written, not the one trained in.
+        Each directory is written whole or not at all (spot.rows.atomic_directory): a crash while saving
+        leaves the previous policy, never half of one. The weights are cast tensor by tensor on the CPU, so
+        fp32 master weights are written as bf16 without a second copy on the device; config.json then records
+        the dtype written, not the one trained in.
         """
         if has_adapters(policy):
-            policy.save_pretrained(self.adapter_dir)
-            tokenizer.save_pretrained(self.adapter_dir)
+            with atomic_directory(self.adapter_dir) as staging:
+                policy.save_pretrained(staging)
+                tokenizer.save_pretrained(staging)
             if not self.merge:
                 return policy
             policy = policy.merge_and_unload()
         dtype = DTYPES[self.dtype] if self.dtype else None
         state = {k: v.detach().to("cpu", dtype or v.dtype) for k, v in policy.state_dict().items()}
-        policy.save_pretrained(self.dir, state_dict=state, max_shard_size=self.max_shard_size)
-        tokenizer.save_pretrained(self.dir)
-        config_file = self.dir / "config.json"
-        config = json.loads(config_file.read_text())
-        if self.dtype and config.get("dtype") != self.dtype:  # save_pretrained wrote the in-memory dtype
-            config["dtype"] = self.dtype
-            config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        with atomic_directory(self.dir) as staging:
+            policy.save_pretrained(staging, state_dict=state, max_shard_size=self.max_shard_size)
+            tokenizer.save_pretrained(staging)
+            config_file = staging / "config.json"
+            config = json.loads(config_file.read_text())
+            if self.dtype and config.get("dtype") != self.dtype:  # save_pretrained wrote the in-memory dtype
+                config["dtype"] = self.dtype
+                config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         return policy
 
 

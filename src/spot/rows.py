@@ -6,15 +6,18 @@ Accepts jsonl (one object a line), a .json array of objects, parquet, a director
 (`save_to_disk`) or a hub dataset id. `where` is `file:line` for jsonl, `file:item N` for a JSON array and
 `file:row N` otherwise, so that every error about a row names the place to fix it. Everything the reader
 cannot use (a missing file, bad JSON, undecodable bytes, a non-object row) raises `DataError`.
-`write_atomic` / `write_jsonl` replace a file in one rename after its data is on disk, so a reader (or a
-crash) never sees half a file.
+`write_atomic` / `write_jsonl` / `atomic_output` replace a file in one rename after its data is on disk, and
+`atomic_directory` a whole directory (a saved model, a DeepSpeed checkpoint), so a reader (or a crash) never sees
+half of one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from spot.errors import DataError, first_line
@@ -101,21 +104,102 @@ def _json_array_rows(path: str, p: Path) -> Iterator[tuple[str, dict]]:
         yield f"{path}:item {i + 1}", row
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Replaces `path` with `text` in one rename, after the data is on disk."""
+@contextmanager
+def atomic_output(path: str | Path, mode: str = "w"):
+    """A file object that becomes `path` in one rename once everything written to it is on disk.
+
+    It is a temporary file beside the target (same directory, so the same file system: the rename is atomic
+    and nothing is copied), fsync'd, renamed over `path`, and the directory fsync'd so the rename survives a
+    power cut. If the body raises (a full disk, an interrupt), the temporary file is removed and `path` keeps
+    what it held before. A kill -9 can leave a `.<name>.tmp-<pid>` file, never a partial `path`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)  # make the rename itself durable
+        with tmp.open(mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_directory(path.parent)
+
+
+def fsync_directory(directory: str | Path) -> None:
+    """Makes the renames and removals in `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
     finally:
-        os.close(dir_fd)
+        os.close(fd)
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Replaces `path` with `text` in one rename, after the data is on disk."""
+    with atomic_output(path) as f:
+        f.write(text)
+
+
+@contextmanager
+def atomic_directory(target: str | Path):
+    """A staging directory that replaces `target` as a whole once the body has written it.
+
+    The body writes into `staging_directory(target)` (beside it); then `commit_directory` swaps it in. If the
+    body raises, the staging directory is removed and `target` is untouched.
+    """
+    staging = staging_directory(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    commit_directory(target)
+
+
+def staging_directory(target: str | Path) -> Path:
+    target = Path(target)
+    return target.with_name(f".{target.name}.tmp")
+
+
+def commit_directory(target: str | Path) -> None:
+    """Swaps the finished staging directory in for `target`: its files are fsync'd and a COMPLETE marker
+    written; then `target` (if any) is renamed aside to `.<name>.old`, the staging directory renamed to
+    `target`, and the old copy removed. Between the two renames `target` is briefly absent, but both copies are
+    whole on disk and `recover_directory` puts the right one back."""
+    target = Path(target)
+    staging, old = staging_directory(target), target.with_name(f".{target.name}.old")
+    for f in staging.rglob("*"):
+        if f.is_file():
+            with f.open("rb+") as fh:
+                os.fsync(fh.fileno())
+    write_atomic(staging / COMPLETE, "")
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)  # a stale copy from an earlier crash
+        os.replace(target, old)
+    os.replace(staging, target)
+    fsync_directory(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+COMPLETE = "COMPLETE"
+
+
+def recover_directory(target: str | Path) -> None:
+    """After a crash between `commit_directory`'s two renames: puts the whole copy back under `target` (the
+    new one if its COMPLETE marker was written, else the old one)."""
+    target = Path(target)
+    staging, old = staging_directory(target), target.with_name(f".{target.name}.old")
+    if target.exists():
+        return
+    if (staging / COMPLETE).exists():
+        os.replace(staging, target)
+    elif old.exists():
+        os.replace(old, target)
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:

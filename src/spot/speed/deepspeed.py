@@ -1,4 +1,5 @@
-"""What changes under DeepSpeed: the optimizer class with CPU offload, and a frozen reference under ZeRO-3.
+"""What changes under DeepSpeed: the optimizer class with CPU offload, a frozen reference under ZeRO-3, and
+checkpoint directories written whole (AtomicDeepSpeedStrategy, the strategy conf/trainer/deepspeed_*.yaml name).
 
 Both are only reached on GPUs (Lightning's DeepSpeedStrategy refuses to start without CUDA); the CPU tests check
 the configs and the choices made here, benchmarks/gpu_check.py runs them on one GPU.
@@ -8,16 +9,19 @@ from __future__ import annotations
 
 import copy
 import logging
+import shutil
+from pathlib import Path
 
 import torch
+from lightning.pytorch.strategies import DeepSpeedStrategy
+
+from spot.rows import commit_directory, recover_directory, staging_directory
 
 log = logging.getLogger(__name__)
 
 
 def _deepspeed_config(strategy) -> dict | None:
     """The DeepSpeed config dict of a DeepSpeedStrategy, None for any other strategy."""
-    from lightning.pytorch.strategies import DeepSpeedStrategy
-
     return strategy.config if isinstance(strategy, DeepSpeedStrategy) else None
 
 
@@ -86,3 +90,33 @@ def consolidate_policy(trainer, module) -> None:
     full.tie_weights()
     module.policy = full.to(module.device).eval()
     log.info("ZeRO-3 policy gathered on rank 0 for evaluation and saving")
+
+
+
+class AtomicDeepSpeedStrategy(DeepSpeedStrategy):
+    """Lightning's DeepSpeedStrategy, with each checkpoint directory written whole or not at all.
+
+    DeepSpeed writes a checkpoint as a directory in which every rank saves its shards, over the previous
+    checkpoint of that name: a crash midway leaves a directory that mixes two steps. Here every rank writes into
+    a staging directory beside it, and once all have written, rank 0 swaps it in (spot.rows.commit_directory:
+    fsync, COMPLETE marker, rename). Like DeepSpeed's own checkpoints, it needs a run directory that every node
+    sees.
+    """
+
+    def save_checkpoint(self, checkpoint: dict, filepath, storage_options=None) -> None:
+        target = Path(self.broadcast(str(filepath)))
+        staging = staging_directory(target)
+        if self.is_global_zero:
+            shutil.rmtree(staging, ignore_errors=True)  # what a crashed save left
+        self.barrier("checkpoint-staging")
+        super().save_checkpoint(checkpoint, staging, storage_options)
+        self.barrier("checkpoint-written")
+        if self.is_global_zero:
+            commit_directory(target)
+        self.barrier("checkpoint-committed")
+
+    def load_checkpoint(self, checkpoint_path):
+        if self.is_global_zero:
+            recover_directory(checkpoint_path)  # a crash between the swap's two renames
+        self.barrier("checkpoint-recovered")
+        return super().load_checkpoint(checkpoint_path)

@@ -1,0 +1,131 @@
+"""Checkpoints that are whole or absent on every file system, and a stop signal that saves one first.
+
+Why not Lightning's default checkpoint IO: it serialises the whole checkpoint into memory, then writes it through
+fsspec, whose local transaction writes a temporary file in $TMPDIR and moves it over the target. When $TMPDIR
+and the run directory are on different file systems (a local /tmp and shared run storage, the usual cluster),
+that move is a copy into the existing target, truncate then write: a kill during the copy left `last.ckpt` at
+528,384 of 9,666,501 bytes, unloadable, and it was the only checkpoint. `AtomicCheckpointIO` streams
+`torch.save` into a temporary file beside the target and renames it over the target once it is on disk
+(`spot.rows.atomic_output`): no copy in $TMPDIR or in memory, and the previous checkpoint survives until the
+new one is whole. A full disk stops the run with one line and leaves no partial file under a checkpoint's name.
+
+DeepSpeed writes a checkpoint as a directory, each rank its shards: `spot.speed.deepspeed.AtomicDeepSpeedStrategy`
+writes it into a staging directory and swaps it in whole (`spot.rows.atomic_directory`).
+
+`SaveOnSignal`: SIGINT (Ctrl-C) or SIGTERM (a scheduler's preemption) during training finishes the optimizer step
+in progress, saves `checkpoints/last.ckpt` and stops with one line saying what was kept and how to resume; all
+ranks stop at the same step. A second signal exits at once (the checkpoints on disk are whole either way).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from spot.errors import UserError
+from spot.rows import atomic_output
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class CheckpointWriteError(UserError):
+    """A checkpoint that could not be written (full disk, no permission); nothing partial was left."""
+
+
+class Interrupted(UserError):
+    """A run stopped by a signal after saving a checkpoint; exits 128 + the signal's number, as a shell does."""
+
+    prefix = "stopped"
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_status = 128 + signum
+
+
+def describe_os_error(error: OSError) -> str:
+    if error.errno == errno.ENOSPC:
+        return "the disk is full"
+    return error.strerror or type(error).__name__
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """TorchCheckpointIO whose writes are atomic on every local file system (see the module docstring).
+    Remote URLs (s3://, gs://, ...) go through Lightning's own writer, which uploads in one request."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        try:
+            with atomic_output(path, "wb") as f:
+                torch.save(checkpoint, f)
+        except OSError as e:
+            kept = sorted(p.name for p in path.parent.glob("*.ckpt"))
+            raise CheckpointWriteError(
+                f"checkpoint {path} not written: {describe_os_error(e)}; nothing partial was left, and the "
+                f"checkpoints already there are intact ({', '.join(kept) or 'none yet'})") from e
+
+
+class SaveOnSignal(L.Callback):
+    """On SIGINT or SIGTERM during training: finish the step, save `path`, stop (see the module docstring).
+
+    The handlers are installed when training starts (Lightning installs its own SIGTERM handler just before) and
+    the previous ones restored when it ends, so the scoring before and after training keeps the usual Ctrl-C.
+    Checked at optimizer-step boundaries only: inside an accumulation window the gradients so far are in no
+    checkpoint, so a resume from there would not continue the same run.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+        self._step = -1
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signum is not None:  # the second signal: stop now, as the default handler would
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: saving a checkpoint after this step, then stopping "
+              "(send it again to stop at once)", file=sys.stderr, flush=True)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._step = trainer.global_step
+        try:
+            self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+        except ValueError:  # not the main thread (a notebook's worker, a test runner thread): no handlers
+            self._previous = {}
+
+    def _restore(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self._step:  # inside an accumulated step
+            return
+        self._step = trainer.global_step
+        stop = self.signum is not None
+        if trainer.world_size > 1:  # any rank's signal stops every rank at this same step
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if not stop:
+            return
+        trainer.save_checkpoint(self.path)
+        self._restore()
+        name = signal.Signals(self.signum or signal.SIGTERM).name
+        raise Interrupted(f"{name} at step {trainer.global_step} (epoch {trainer.current_epoch}): saved {self.path}; "
+                          f"resume with ckpt_path={self.path}", self.signum or signal.SIGTERM)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._restore()
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self._restore()
