@@ -26,16 +26,31 @@ MODEL_CONFIGS = Path(__file__).resolve().parent / "conf" / "model"
 
 
 def model_shorthand(argv: list[str]) -> list[str]:
-    """`model=<id, path, run or .ckpt>` becomes `model.path=<it> model.dtype=auto`: Hydra would otherwise
-    look for conf/model/<it>.yaml. Names of files in conf/model/ (model=toy, model=hf) stay group choices."""
+    """`model=<id, path, run or .ckpt>` becomes `model=<config> model.path=<it> model.dtype=auto` (Hydra would
+    otherwise look for conf/model/<it>.yaml). <config> is the conf/model/ file whose `path` is that model
+    (`model=assets/toy-base` is scored as model=toy), else `hf`: a hub id or a directory gets a real model's
+    prompt format (the boxed-answer template, Qwen3's non-thinking mode), the one train.py trains model=hf with.
+    A train.py run is then scored with the format it was trained with (`run`). Names of files in conf/model/
+    (model=toy, model=smollm2) stay group choices."""
     out, has_dtype = [], any(a.startswith("model.dtype=") for a in argv)
     for arg in argv:
         value = arg.removeprefix("model=")
         if arg.startswith("model=") and not (MODEL_CONFIGS / f"{value}.yaml").exists():
-            out += [f"model.path={value}"] + ([] if has_dtype else ["model.dtype=auto"])
+            out += [f"model={config_of(value)}", f"model.path={value}"] + ([] if has_dtype else ["model.dtype=auto"])
         else:
             out.append(arg)
     return out
+
+
+def config_of(model: str) -> str:
+    """The conf/model/ config whose `path` names the same local model as `model`, else "hf"."""
+    where = Path(model).expanduser()
+    if where.exists():
+        for file in sorted(MODEL_CONFIGS.glob("*.yaml")):
+            path = OmegaConf.load(file).get("path")
+            if isinstance(path, str) and path != "???" and Path(path).expanduser().resolve() == where.resolve():
+                return file.stem
+    return "hf"
 
 
 def run(cfg: DictConfig) -> dict:
@@ -51,6 +66,7 @@ def run(cfg: DictConfig) -> dict:
     from spot.evaluate.evaluation import EvalPlan, evaluate_completions, evaluate_model, log_to_wandb
     from spot.evaluate.kl import KLSettings
     from spot.evaluate.table import describe_scoring
+    from spot.gguf import convert
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.completions:  # generated elsewhere: score them, no model is loaded
@@ -58,6 +74,8 @@ def run(cfg: DictConfig) -> dict:
         print_summary(metrics, out_dir, f"scored completions made elsewhere; {len(suites)} suites")
         return metrics
 
+    if cfg.model.get("gguf"):  # a GGUF checkpoint (model=smollm2): its model directory, made once
+        convert(cfg.model.gguf, cfg.model.path)
     overridden = {o.split("=")[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
     fmt = {"enable_thinking": cfg.model.get("enable_thinking"), "problem_template": cfg.model.problem_template}
     trained_with = resolve_source(cfg.model.path).chat or {}  # a run's own prompt format

@@ -126,11 +126,16 @@ def test_kl_is_zero_against_itself_and_positive_against_a_sharper_reference(micr
     assert kl["token"] == pytest.approx(kl["sequence"] / kl["mean_tokens"])
 
 
-def test_model_shorthand_keeps_config_names():
+def test_model_shorthand_keeps_config_names_and_gives_other_models_their_config(monkeypatch):
+    monkeypatch.chdir(ROOT)
     spec = importlib.util.spec_from_file_location("evaluate_entry", ROOT / "evaluate.py")
     entry = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(entry)
     assert entry.model_shorthand(["model=toy", "eval.limit=3"]) == ["model=toy", "eval.limit=3"]
-    assert entry.model_shorthand(["model=Qwen/Qwen3-8B"]) == ["model.path=Qwen/Qwen3-8B", "model.dtype=auto"]
+    # a hub id or a directory is a real model: model=hf's prompt format (boxed answers, non-thinking), as train.py
+    assert entry.model_shorthand(["model=Qwen/Qwen3-8B"]) == ["model=hf", "model.path=Qwen/Qwen3-8B",
+                                                               "model.dtype=auto"]
     assert entry.model_shorthand(["model=run/last.ckpt", "model.dtype=bfloat16"]) == [
-        "model.path=run/last.ckpt", "model.dtype=bfloat16"]
+        "model=hf", "model.path=run/last.ckpt", "model.dtype=bfloat16"]
+    # ...unless a conf/model/ file names that directory: the toy base keeps the toy world's format and suites
+    assert entry.model_shorthand([f"model={ROOT / 'assets/toy-base'}"])[0] == "model=toy"
