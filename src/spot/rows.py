@@ -7,7 +7,7 @@ Accepts jsonl (one object a line), a .json array of objects, parquet, a director
 `file:row N` otherwise, so that every error about a row names the place to fix it. Everything the reader
 cannot use (a missing file, bad JSON, undecodable bytes, a non-object row) raises `DataError`.
 `write_atomic` / `write_jsonl` replace a file in one rename after its data is on disk, so a reader (or a
-crash) never sees half a file.
+crash) never sees half a file; a full disk stops them with one line naming the file (spot.errors.DiskFull).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from spot.errors import DataError, first_line
+from spot.errors import DataError, first_line, space_checked
 
 LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
 
@@ -106,10 +106,14 @@ def write_atomic(path: str | Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with space_checked(path), tmp.open("w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # half a file on a full disk: give its space back
+        raise
     os.replace(tmp, path)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
