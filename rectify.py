@@ -53,7 +53,8 @@ def rectify(cfg: DictConfig) -> dict:
     run_cfg = RectifyConfig(out_dir=cfg.out_dir, seed=cfg.seed, gamma=cfg.gamma, chunk_size=cfg.chunk_size,
                             direct=cfg.direct, with_reference=cfg.with_reference,
                             max_in_flight=cfg.oracle.max_in_flight, price=Price(**cfg.oracle.price),
-                            progress=cfg.progress, journal_dir=cfg.journal_dir)
+                            progress=cfg.progress, journal_dir=cfg.journal_dir,
+                            retry_rejected=cfg.oracle.retry_rejected, stop_grace_s=cfg.oracle.stop_grace_s)
     sampling = sampling_of(cfg.sampling, "sampling")
     engine = engine_of(cfg.generation)
     oracle = build(cfg.oracle.backend, "oracle.backend")  # early: a missing key must stop the run before sampling
@@ -86,6 +87,10 @@ def main(cfg: DictConfig) -> None:
     if c["oracle_unavailable_this_run"]:
         log.warning("%d Oracle calls failed after every retry (dropped as no_reply); rerun the same command to "
                     "ask them again", c["oracle_unavailable_this_run"])
+    rejected = sum(report["drops"][stage].get("oracle_rejected", 0) for stage in ("rectify", "direct"))
+    if rejected:
+        log.warning("%d items dropped as oracle_rejected: the API refused their request for good (status and "
+                    "message in drops.jsonl); after the fix, oracle.retry_rejected=true asks them again", rejected)
     from spot.cli import describe_outputs
 
     print(describe_outputs(cfg.out_dir))

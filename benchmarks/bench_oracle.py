@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from spot.rectify.calls import Request, oracle_stage
+from spot.rectify.calls import OracleJournals, Request, oracle_stage
 from spot.rectify.journal import Journal
 from spot.rectify.oracles.base import OracleReply
 
@@ -82,7 +82,8 @@ def measure(kind: str, url: str, args, tag: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         journal = Journal(Path(tmp) / "oracle.jsonl", group_commit=True)
         t0, c0 = time.perf_counter(), time.process_time()
-        counts = asyncio.run(oracle_stage(requests, oracle, journal, 4 * args.in_flight, progress=False))
+        counts = asyncio.run(oracle_stage(requests, oracle, OracleJournals(journal), 4 * args.in_flight,
+                                          progress=False))
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         journal.close()
         assert counts["replies"] == args.calls and len(journal.records) == args.calls, counts

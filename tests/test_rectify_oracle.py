@@ -8,10 +8,10 @@ import time
 import pytest
 
 from spot.rectify.oracles.anthropic import AnthropicOracle
-from spot.rectify.oracles.fake_server import FakeServer, FakeSettings
+from spot.rectify.oracles.fake_server import REFUSALS, FakeServer, FakeSettings
 from spot.rectify.oracles.openai_compatible import OpenAICompatOracle
 from spot.rectify.oracles.prompts import END, START, Prompts, strip_markers
-from spot.retry import RemoteFatal, Unavailable, parse_retry_after
+from spot.retry import Rejected, RemoteFatal, Unavailable, parse_retry_after
 
 KEY = "sk-ant-test-oracle-0123456789"
 STUDENT = "Tom has 3 apples and buys 4, so 3 + 4 = 8.\nA: 8"
@@ -128,6 +128,35 @@ def test_bad_key_stops_the_run_and_missing_key_is_named(server, monkeypatch):
         anthropic_oracle(server)
 
 
+@pytest.mark.parametrize("backend", ["anthropic", "openai"])
+def test_a_refusal_of_one_request_is_rejected_and_an_account_refusal_stops(server, monkeypatch, backend):
+    """413 and a 400 concern this request alone: `Rejected` with the status and the API's words, asked once. 403
+    (and 401, 404, no credit) would answer every request: the run stops, naming the status."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    oracle = (anthropic_oracle(server) if backend == "anthropic"
+              else OpenAICompatOracle(model="fake", base_url=f"{server.url}/v1", backoff_s=0.01))
+    server.settings.refuse = {"(too large)": 413, "(invalid)": 400, "(forbidden)": 403}
+    for text, status in (("(too large)", 413), ("(invalid)", 400)):
+        with pytest.raises(Rejected) as refused:
+            asyncio.run(oracle.rectify(f"{PROBLEM} {text}", STUDENT))
+        assert (refused.value.status, refused.value.message) == (status, REFUSALS[status][1])
+        assert server.stats_snapshot()["counts"][str(status)] == 1  # not retried
+    with pytest.raises(RemoteFatal, match="answered 403") as stop:
+        asyncio.run(oracle.rectify(f"{PROBLEM} (forbidden)", STUDENT))
+    assert REFUSALS[403][1] in str(stop.value) and "\n" not in str(stop.value)
+
+
+def test_a_reply_that_is_never_readable_is_rejected(server, monkeypatch):
+    """Answered every time, never readably: asking again would pay for the same garbage, so it is this
+    request's refusal, not the network's failure (which a rerun asks again)."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    server.draw_fault = lambda: "malformed"
+    with pytest.raises(Rejected, match="no readable reply in 3 attempts") as refused:
+        asyncio.run(anthropic_oracle(server, max_attempts=3).rectify(PROBLEM, STUDENT))
+    assert refused.value.status is None
+
+
 def test_useless_replies_come_back_with_a_reason(server, monkeypatch):
     """Content faults are replies (paid for): returned with an error, not retried."""
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
@@ -151,7 +180,8 @@ def test_fake_server_command_line(tmp_path):
     import httpx
 
     env = {**os.environ, "FAKE_KEY": KEY}
-    cmd = [sys.executable, "-m", "spot.rectify.oracles.fake_server", "--port", "0", "--require-key-env", "FAKE_KEY"]
+    cmd = [sys.executable, "-m", "spot.rectify.oracles.fake_server", "--port", "0", "--require-key-env", "FAKE_KEY",
+           "--refuse", "a=b (refused)=413"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
     try:
         url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
@@ -160,6 +190,8 @@ def test_fake_server_command_line(tmp_path):
         ok = httpx.post(f"{url}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {KEY}"})
         assert ok.status_code == 200 and END in ok.json()["choices"][0]["message"]["content"]
         assert httpx.post(f"{url}/v1/messages", json=body, headers={"x-api-key": "wrong"}).status_code == 401
+        body["messages"][0]["content"] += " a=b (refused)"
+        assert httpx.post(f"{url}/v1/messages", json=body, headers={"x-api-key": KEY}).status_code == 413
     finally:
         proc.terminate()
         proc.wait()

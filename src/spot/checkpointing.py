@@ -29,7 +29,7 @@ import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from spot.errors import UserError
+from spot.errors import DiskFull, UserError
 from spot.rows import atomic_output
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -49,10 +49,10 @@ class Interrupted(UserError):
         self.exit_status = 128 + signum
 
 
-def describe_os_error(error: OSError) -> str:
-    if error.errno == errno.ENOSPC:
+def describe_os_error(error: Exception) -> str:
+    if isinstance(error, DiskFull) or getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
         return "the disk is full"
-    return error.strerror or type(error).__name__
+    return getattr(error, "strerror", None) or type(error).__name__
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -66,7 +66,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         try:
             with atomic_output(path, "wb") as f:
                 torch.save(checkpoint, f)
-        except OSError as e:
+        except (OSError, DiskFull) as e:
             kept = sorted(p.name for p in path.parent.glob("*.ckpt"))
             raise CheckpointWriteError(
                 f"checkpoint {path} not written: {describe_os_error(e)}; nothing partial was left, and the "

@@ -7,7 +7,9 @@ on stderr and exit status 2 (`exit_with`); anything else is a bug and keeps its 
 
 from __future__ import annotations
 
+import errno
 import sys
+from contextlib import contextmanager
 
 
 class UserError(ValueError):
@@ -24,6 +26,24 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A data file or row that cannot be used; the message names the file, line and field."""
+
+
+class DiskFull(UserError):
+    """A write that failed for want of space (a full disk or an exhausted quota); the message names the file."""
+
+
+@contextmanager
+def space_checked(path):
+    """Turns a write to `path` that fails for want of space into one line naming the file (`DiskFull`): what
+    was written before it is whole (journals cut a torn last line, final files are replaced atomically), so a
+    rerun after freeing space resumes. Every other OSError passes unchanged."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskFull(f"cannot write {path}: the disk is full ({e.strerror}); free space and rerun the same "
+                       "command to resume") from None
 
 
 def first_line(error: BaseException, limit: int = 300) -> str:

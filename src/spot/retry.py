@@ -34,8 +34,23 @@ class RemoteFatal(UserError):
     """A failure no retry can fix (bad key, unknown model, nothing listening): the run stops with this message."""
 
 
+class Rejected(Exception):
+    """The API refused this one request for good (400, 413, a reply that cannot be read however often it is
+    asked): asking again gets the same answer, while the other requests are fine. `status` is the HTTP status
+    (None when there was none to blame), `message` the API's own words."""
+
+    def __init__(self, status: int | None, message: str):
+        super().__init__(f"{status}: {message}")
+        self.status, self.message = status, message
+
+
 class Unavailable(RuntimeError):
-    """No reply after every retry (network, 5xx, 429, timeouts): nothing was paid, a rerun asks again."""
+    """No reply after every retry (network, 5xx, 429, timeouts): nothing was paid, a rerun asks again.
+    `kinds` counts this call's failed attempts by kind."""
+
+    def __init__(self, message: str, kinds: Counter | None = None):
+        super().__init__(message)
+        self.kinds = kinds or Counter()
 
 
 def parse_retry_after(headers) -> float | None:
@@ -76,6 +91,7 @@ class RetryPolicy:
         A slot of `slots` is held only while a request is on the wire, so calls sleeping in backoff do not
         keep others from using the connection budget.
         """
+        kinds: Counter = Counter()
         for attempt in range(1, self.max_attempts + 1):
             wait = self._pause_until - time.monotonic()
             if wait > 0:
@@ -85,6 +101,7 @@ class RetryPolicy:
                 async with slots:
                     return await attempt_fn()
             except Transient as e:
+                kinds[e.kind] += 1
                 self.stats[f"retry_{e.kind}"] += 1
                 delay = self.delay(attempt)
                 if e.retry_after is not None:
@@ -93,4 +110,4 @@ class RetryPolicy:
                 if attempt < self.max_attempts:
                     await asyncio.sleep(delay)
         self.stats["given_up"] += 1
-        raise Unavailable(f"no reply after {self.max_attempts} attempts")
+        raise Unavailable(f"no reply after {self.max_attempts} attempts", kinds)

@@ -8,7 +8,7 @@ Accepts jsonl (one object a line), a .json array of objects, parquet, a director
 cannot use (a missing file, bad JSON, undecodable bytes, a non-object row) raises `DataError`.
 `write_atomic` / `write_jsonl` / `atomic_output` replace a file in one rename after its data is on disk, and
 `atomic_directory` a whole directory (a saved model, a DeepSpeed checkpoint), so a reader (or a crash) never sees
-half of one.
+half of one; a full disk stops them with one line naming the file (spot.errors.DiskFull).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from spot.errors import DataError, first_line
+from spot.errors import DataError, first_line, space_checked
 
 LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
 
@@ -117,7 +117,7 @@ def atomic_output(path: str | Path, mode: str = "w"):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with tmp.open(mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+        with space_checked(path), tmp.open(mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

@@ -2,6 +2,8 @@
 
 Every item that does not end as a pair or an RFT row is accounted for with one drop reason:
     no_reply             the Oracle call failed after every retry (a rerun asks again)
+    oracle_rejected      the API refused the request for good (413 too large, 400 invalid, no readable reply):
+                         the drop carries its "status" and "message"; oracle.retry_rejected=true asks again
     oracle_error:<why>   the reply was unusable (no markers, empty, refused, malformed)
     oracle_no_answer     the corrected answer has no final answer to check
     oracle_wrong         the corrected answer's final answer is not the reference
@@ -42,11 +44,15 @@ def _reply_problem(reply: OracleReply | None, verifier: Verifier, answer: str) -
 
 
 def _verified(items: list[Item], key: Callable[[Item], str], stage: str, replies: dict[str, OracleReply],
-              verifier: Verifier, out: Filtered) -> Iterator[tuple[Item, OracleReply]]:
+              rejected: dict[str, dict], verifier: Verifier, out: Filtered) -> Iterator[tuple[Item, OracleReply]]:
     """(item, reply) for every item whose Oracle reply (`<stage>:<key>`) verifies; each other item is
-    recorded in `out.drops` with the reason."""
+    recorded in `out.drops` with the reason (a rejection with the API's status and message)."""
     for it in items:
-        reply = replies.get(f"{stage}:{key(it)}")
+        request = f"{stage}:{key(it)}"
+        if request in rejected:
+            out.drops.append({"id": key(it), "stage": stage, "reason": "oracle_rejected", **rejected[request]})
+            continue
+        reply = replies.get(request)
         reason = _reply_problem(reply, verifier, it.answer)
         if reason is None:
             yield it, reply
@@ -55,10 +61,12 @@ def _verified(items: list[Item], key: Callable[[Item], str], stage: str, replies
 
 
 def filter_pairs(wrong: list[Item], completions: dict[str, str], replies: dict[str, OracleReply],
-                 verifier: Verifier, tokenize: Tokenize, gamma: float, oracle_name: str) -> Filtered:
-    """Pairs (prompt, chosen = y+, rejected = y-) in the items' order, with R_LCS over policy tokens."""
+                 verifier: Verifier, tokenize: Tokenize, gamma: float, oracle_name: str,
+                 rejected: dict[str, dict] | None = None) -> Filtered:
+    """Pairs (prompt, chosen = y+, rejected = y-) in the items' order, with R_LCS over policy tokens.
+    `rejected`: the requests the API refused for good (spot.rectify.calls.rejections_by_key)."""
     out = Filtered()
-    for it, reply in _verified(wrong, lambda it: it.id, "rectify", replies, verifier, out):
+    for it, reply in _verified(wrong, lambda it: it.id, "rectify", replies, rejected or {}, verifier, out):
         chosen, rejected = reply.text, completions[it.id]
         ratio = round(edit_ratio(tokenize(rejected), tokenize(chosen)), 6)
         out.ratios.append(ratio)
@@ -70,9 +78,10 @@ def filter_pairs(wrong: list[Item], completions: dict[str, str], replies: dict[s
     return out
 
 
-def filter_direct(problems: list[Item], replies: dict[str, OracleReply], verifier: Verifier) -> Filtered:
+def filter_direct(problems: list[Item], replies: dict[str, OracleReply], verifier: Verifier,
+                  rejected: dict[str, dict] | None = None) -> Filtered:
     """The Oracle's from-scratch solutions (SFT data), kept when their answer verifies correct."""
     out = Filtered()
-    for it, reply in _verified(problems, lambda it: it.group, "direct", replies, verifier, out):
+    for it, reply in _verified(problems, lambda it: it.group, "direct", replies, rejected or {}, verifier, out):
         out.rows.append({"prompt": it.prompt, "completion": reply.text, "id": it.group, "answer": it.answer})
     return out

@@ -21,7 +21,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from spot.errors import UserError
+from spot.errors import DiskFull, UserError, space_checked
 
 
 class JournalError(UserError):
@@ -29,24 +29,49 @@ class JournalError(UserError):
 
 
 class Journal:
-    """Append-only jsonl whose records survive kill -9 once `append` has returned."""
+    """Append-only jsonl whose records survive kill -9 once `append` has returned.
+
+    A write or fsync that fails for want of space raises `DiskFull` naming the file, and the journal takes no
+    more records (a later append raises it again): what was appended before is whole on disk, or cut back to
+    its last whole line when the next run opens it.
+    """
 
     def __init__(self, path: str | Path, group_commit: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.records = self._recover()
-        self._file = self.path.open("a", encoding="utf-8")
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._dirty, self._closing = threading.Event(), False
+        self._failure: DiskFull | None = None  # the first write or fsync that failed
+        self._failure_raised = False  # a caller has seen it: close() does not raise it a second time
         self._syncer = None
         if group_commit:
             self._syncer = threading.Thread(target=self._sync_loop, daemon=True)
             self._syncer.start()
 
     def _sync_loop(self) -> None:
-        while not self._closing:
+        while not self._closing and self._failure is None:
             self._dirty.wait()
             self._dirty.clear()
-            os.fsync(self._file.fileno())
+            try:
+                self._sync()
+            except DiskFull as e:  # raised by the next append, or by close
+                self._failure = e
+
+    def _sync(self) -> None:
+        with space_checked(self.path):
+            os.fsync(self._fd)
+
+    def _write(self, data: bytes) -> None:
+        """Hands `data` to the kernel whole: os.write may take only part of it."""
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            self._failure_raised = True
+            raise DiskFull(str(self._failure))
 
     def _recover(self) -> list[dict]:
         """Reads every complete record and truncates a torn tail (a last line cut short by a crash)."""
@@ -75,22 +100,46 @@ class Journal:
         return records
 
     def append(self, record: dict) -> None:
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._file.flush()  # in the kernel now: safe from kill -9
-        if self._syncer is None:
-            os.fsync(self._file.fileno())
-        else:
+        self._raise_failure()
+        try:
+            with space_checked(self.path):
+                self._write((json.dumps(record, ensure_ascii=False) + "\n").encode())  # in the kernel now
+                if self._syncer is None:
+                    os.fsync(self._fd)
+        except DiskFull as e:
+            self._failure = e
+            self._raise_failure()
+        if self._syncer is not None:
             self._dirty.set()
         self.records.append(record)
 
     def close(self) -> None:
+        """Makes every record durable and closes the file; raises a failure no append has raised yet."""
         if self._syncer is not None:
             self._closing = True
             self._dirty.set()
             self._syncer.join()
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        try:
+            if self._failure is None:
+                self._sync()
+        except DiskFull as e:
+            self._failure = e
+        finally:
+            os.close(self._fd)
+        if not self._failure_raised:
+            self._raise_failure()
+
+
+def close_all(journals: list[Journal]) -> None:
+    """Closes every journal, then raises the first failure: one that failed must not leave the others open."""
+    failures = []
+    for journal in journals:
+        try:
+            journal.close()
+        except DiskFull as e:
+            failures.append(e)
+    if failures:
+        raise failures[0]
 
 
 class JournalInUse(UserError):

@@ -9,7 +9,8 @@ unjournaled work and writes the same files an uninterrupted run writes. Outputs 
     pairs.jsonl   {"prompt", "chosen" (y+), "rejected" (y-), "id", "answer", "r_lcs", "oracle"}
     rft.jsonl     {"prompt", "completion", "id", "answer"}   the policy's own correct samples
     direct.jsonl  {"prompt", "completion", "id", "answer"}   the Oracle's from-scratch solutions (SFT data)
-    drops.jsonl   {"id", "stage", "reason", ...}             why each wrong sample gave no pair
+    drops.jsonl   {"id", "stage", "reason", ...}             why each wrong sample gave no pair (a request the API
+                                                             refused for good: "oracle_rejected", "status", "message")
     report.json   counts per stage, drop reasons, R_LCS distribution, Oracle tokens and cost, timings
     COMPLETE      written last, listing the files: the set is whole (each run replaces the last run's set)
 """
@@ -24,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spot.errors import UserError, check, check_type
-from spot.rectify.calls import Request, oracle_stage, replies_by_key
+from spot.rectify.calls import STOP_GRACE_S, OracleJournals, Request, oracle_stage, rejections_by_key, replies_by_key
 from spot.rectify.filtering import Tokenize, Verifier, filter_direct, filter_pairs
-from spot.rectify.journal import Journal, journal_lock
+from spot.rectify.journal import Journal, close_all, journal_lock
 from spot.rectify.oracles.base import Oracle
 from spot.rectify.problems import Item
 from spot.rectify.report import make_report
@@ -58,10 +59,16 @@ class RectifyConfig:
     price: Price = field(default_factory=Price)
     progress: bool = True
     journal_dir: str | None = None  # default <out_dir>/journal
+    retry_rejected: bool = False  # ask again the requests the API refused for good (journaled as rejected)
+    stop_grace_s: float = STOP_GRACE_S  # how long a stop waits for the replies on the wire
 
     def __post_init__(self) -> None:
         check_type(self.gamma, (int, float), "gamma")
         check(0 <= self.gamma <= 1, "gamma", f"must be in [0, 1] (R_LCS is a fraction), got {self.gamma}")
+        check(isinstance(self.retry_rejected, bool), "oracle.retry_rejected",
+              f"must be true or false, got {self.retry_rejected!r}")
+        check_type(self.stop_grace_s, (int, float), "oracle.stop_grace_s")
+        check(self.stop_grace_s >= 0, "oracle.stop_grace_s", f"must be at least 0, got {self.stop_grace_s}")
         for key, value in (("chunk_size", self.chunk_size), ("oracle.max_in_flight", self.max_in_flight)):
             check_type(value, int, key)
             check(value >= 1, key, f"must be at least 1, got {value}")
@@ -152,21 +159,22 @@ def _run(items: list[Item], sampler: Sampler, tokenize: Tokenize, verifier: Veri
     seconds["verify"] = time.time() - t
 
     t = time.time()
-    journal = Journal(jdir / "oracle.jsonl", group_commit=True)
-    calls = Journal(jdir / "oracle_calls.jsonl", group_commit=True)
+    journals = OracleJournals(*(Journal(jdir / name, group_commit=True)
+                                for name in ("oracle.jsonl", "oracle_rejected.jsonl", "oracle_calls.jsonl")))
     requests = make_requests(items, wrong, completions, cfg)
     workers = 4 * cfg.max_in_flight  # see oracle_stage: backoff sleepers must not starve the wire
     try:
-        counts = asyncio.run(oracle_stage(requests, oracle, journal, workers, cfg.progress, calls))
+        counts = asyncio.run(oracle_stage(requests, oracle, journals, workers, cfg.progress, cfg.retry_rejected,
+                                          cfg.stop_grace_s))
     finally:
-        journal.close()
-        calls.close()
-    replies = replies_by_key(requests, journal.records)
+        close_all([journals.replies, journals.rejected, journals.calls])
+    replies = replies_by_key(requests, journals.replies.records)
+    rejected = rejections_by_key(requests, journals.rejected.records, replies)
     seconds["oracle"] = time.time() - t
 
     t = time.time()
-    pairs = filter_pairs(wrong, completions, replies, verifier, tokenize, cfg.gamma, oracle.name)
-    direct = filter_direct(first_per_problem(items), replies, verifier) if cfg.direct else None
+    pairs = filter_pairs(wrong, completions, replies, verifier, tokenize, cfg.gamma, oracle.name, rejected)
+    direct = filter_direct(first_per_problem(items), replies, verifier, rejected) if cfg.direct else None
     rft = [{"prompt": it.prompt, "completion": completions[it.id], "id": it.id, "answer": it.answer}
            for it in items if verdicts[it.id].correct]
     seconds["filter"] = time.time() - t
@@ -178,8 +186,8 @@ def _run(items: list[Item], sampler: Sampler, tokenize: Tokenize, verifier: Veri
         files["direct.jsonl"] = jsonl_text(direct.rows)
     seconds["write"] = time.time() - t
     seconds["total"] = time.time() - t_start
-    report = make_report(items, verdicts, n_sampled, requests, counts, journal.records, pairs, direct, rft,
-                         cfg, oracle.name, seconds, calls.records)
+    report = make_report(items, verdicts, n_sampled, requests, counts, journals.replies.records, pairs, direct, rft,
+                         cfg, oracle.name, seconds, journals.calls.records)
     report["oracle_attempts_this_run"] = dict(getattr(oracle, "stats", {}))  # retries by kind, given up
     files["report.json"] = json.dumps(report, indent=2) + "\n"
     replace_output_set(out, files, OUTPUT_SET)  # replaces the last run's set whole, COMPLETE written last

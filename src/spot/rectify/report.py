@@ -28,13 +28,20 @@ def ratio_summary(ratios: list[float], gamma: float) -> dict:
     }
 
 
+# what each event of the calls journal (spot.rectify.calls) does to the count of a call's open attempts: one
+# that went on the wire and never came off (killed, or "cancelled" by a stop) stays open, and so does one whose
+# reply arrived but could not be journaled ("unjournaled")
+_OPENS = {"on_wire": 1, "unjournaled": 1, "off_wire": -1}
+
+
 def lost_in_flight(calls: list[dict]) -> list[str]:
-    """Keys of the requests that were on the wire when their run was killed (an "on_wire" with no "off_wire"):
-    the Oracle may have answered, and billed, a reply nobody journaled. At most one per call and run."""
+    """Keys of the requests that were on the wire when their run was killed or stopped (an "on_wire" with no
+    "off_wire"), or whose reply could not be journaled: the Oracle may have answered, and billed, a reply
+    nobody journaled. At most one per call and run."""
     open_attempts: dict[tuple[str, str], int] = {}
     for c in calls:
         k = (c["run"], c["key"])
-        open_attempts[k] = open_attempts.get(k, 0) + (1 if c["event"] == "on_wire" else -1)
+        open_attempts[k] = open_attempts.get(k, 0) + _OPENS.get(c["event"], 0)
     return [key for (_, key), n in open_attempts.items() if n > 0]
 
 

@@ -19,12 +19,17 @@ try:  # the SDK's own HTTP library: httpx2 from anthropic 2 on, httpx before
 except ImportError:  # pragma: no cover
     import httpx as _http
 
+from spot.errors import first_line
 from spot.rectify.oracles.prompts import Prompt
-from spot.rectify.oracles.remote import Completion, RemoteOracle
-from spot.retry import RemoteFatal, Transient, parse_retry_after
+from spot.rectify.oracles.remote import PER_REQUEST, Completion, RemoteOracle
+from spot.retry import Rejected, RemoteFatal, Transient, parse_retry_after
 
-_FATAL = {401: "the API key was refused", 402: "billing", 403: "permission denied",
-          404: "unknown model or URL"}
+# what to fix when the account or the endpoint refuses every request
+_FATAL = {401: "the API key was refused: check the variable oracle.backend.api_key_env names, ANTHROPIC_API_KEY",
+          402: "billing: check the account's plan and payment method",
+          403: "permission denied: the key may not use this model or endpoint",
+          404: "unknown model or URL: check oracle.backend.model and oracle.backend.base_url"}
+_NO_CREDIT = "the credit balance is too low: top it up in the Anthropic console"
 _STOPS = {"end_turn": "end", "stop_sequence": "end", "max_tokens": "max_tokens", "refusal": "refusal"}
 
 
@@ -94,16 +99,26 @@ class AnthropicOracle(RemoteOracle):
 
 
 def _status_error(e: anthropic.APIStatusError) -> Completion:
-    """429, 408, 409 and 5xx are retried; every other status stops the run, and nothing is journaled for it.
+    """429, 408, 409 and 5xx are retried; a refusal of this request alone (`PER_REQUEST`: 413 too large, a 400
+    invalid request) is `Rejected`; every other status stops the run, and nothing is journaled for it.
 
     A 400 is not always this one request's fault: Anthropic answers 400 invalid_request_error when the credit
-    balance is too low, for every request. Journaled as a reply, it would be "paid for" and never asked again
-    after the balance is topped up; stopped, the rerun asks it again."""
-    status = e.status_code
+    balance is too low, for every request. Journaled, it would never be asked again after the balance is topped
+    up; stopped, the rerun asks it again."""
+    status, message = e.status_code, _api_message(e)
     if status == 429:
         raise Transient("429", parse_retry_after(e.response.headers)) from None
     if status in (408, 409) or status >= 500:
         raise Transient(str(status), parse_retry_after(e.response.headers)) from None
-    reason = _FATAL.get(status, "the request was refused")
-    raise RemoteFatal(f"Anthropic API answered {status} ({reason}): {e.message}; nothing was journaled for it, "
-                      "so rerunning the same command after the fix asks it again") from None
+    no_credit = status == 400 and "credit balance" in message.lower()
+    if status in PER_REQUEST and not no_credit:
+        raise Rejected(status, message) from None
+    fix = _NO_CREDIT if no_credit else _FATAL.get(status, "the request was refused")
+    raise RemoteFatal(f"Anthropic API answered {status} ({fix}): {message}; nothing was journaled for it, so "
+                      "rerunning the same command after the fix asks it again") from None
+
+
+def _api_message(e: anthropic.APIStatusError) -> str:
+    """The API's own words ({"error": {"message"}}), else the SDK's summary, on one line."""
+    error = e.body.get("error") if isinstance(e.body, dict) else None
+    return first_line(error.get("message") if isinstance(error, dict) and error.get("message") else e.message)

@@ -6,7 +6,8 @@ has ended. Resuming without paying twice needs one more journal, the ledger: the
 its id and its requests' custom ids are appended (fsync'd). A rerun that asks for a request already in a
 ledgered batch waits for that batch's result instead of submitting it again. Custom ids are a hash of the
 request, so the same request in a rerun has the same id. A request whose batch result is an error, expired
-or canceled is retried in a new batch (through the usual retry policy).
+or canceled is retried in a new batch (through the usual retry policy); one refused as invalid is `Rejected`, as
+a 400 is in the per-call API.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from spot.rectify.journal import Journal
 from spot.rectify.oracles.anthropic import _STOPS, AnthropicOracle
 from spot.rectify.oracles.prompts import Prompt
 from spot.rectify.oracles.remote import Completion
-from spot.retry import Transient
+from spot.retry import Rejected, Transient
 
 
 class AnthropicBatchOracle(AnthropicOracle):
@@ -116,7 +117,7 @@ class AnthropicBatchOracle(AnthropicOracle):
                                  cache_write_tokens=getattr(u, "cache_creation_input_tokens", 0) or 0,
                                  stop=_STOPS.get(msg.stop_reason or "", msg.stop_reason or ""))
         elif kind == "errored" and getattr(result.error.error, "type", "") == "invalid_request_error":
-            outcome = Completion(text="", error="batch_invalid_request")  # this request's fault: not retried
+            outcome = Rejected(400, getattr(result.error.error, "message", ""))  # this request's fault alone
         else:  # errored on the server, expired, canceled, or absent: ask again in a new batch
             self._batch_of.pop(cid, None)
             outcome = Transient(f"batch_{kind}")

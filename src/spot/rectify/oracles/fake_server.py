@@ -15,6 +15,9 @@ Faults, for retry and crash tests:
   529 overloaded, a response slower than the client's timeout, or a malformed body. Clients retry these.
 - `content_fault_rate`: that fraction of prompts, chosen by a hash of the prompt (so the same on every
   attempt and every run), gets a well-formed reply that is useless: no markers, empty, or a wrong answer.
+- `refuse`: prompts that contain a given text get a given HTTP status with the real API's error body, on every
+  attempt (`--refuse "(case 7)=413"`): 413 or 400 refuse that one request for good, 401, 403 or 404 are what
+  an account or endpoint problem looks like.
 The key is accepted in `x-api-key` or `Authorization: Bearer`; GET /_stats returns counters. Message Batches
 (POST /v1/messages/batches, GET .../{id}, GET .../{id}/results) answer every request at once and report the
 batch ended after `batch_delay_s`; `fault_rate` of a batch's requests come back errored.
@@ -36,6 +39,12 @@ from spot.rectify.oracles.prompts import END, START
 
 TRANSPORT_FAULTS = ("429", "500", "529", "timeout", "malformed")
 CONTENT_FAULTS = ("no_markers", "empty", "wrong_answer")
+# the error type and message the real API gives with each status that `refuse` can answer
+REFUSALS = {400: ("invalid_request_error", "prompt is too long: 213077 tokens > 200000 maximum"),
+            401: ("authentication_error", "invalid x-api-key"),
+            403: ("permission_error", "Your API key does not have permission to use the specified resource."),
+            404: ("not_found_error", "model: fake"),
+            413: ("request_too_large", "Request exceeds the maximum allowed number of bytes.")}
 _SECTION = re.compile(r"^## ([^\n]+)\n(.*?)(?=\n## |\Z)", re.S | re.M)
 _FINAL_LINE = re.compile(r"^\s*(A:|####|Therefore, the final answer)|\\boxed\{")
 
@@ -51,6 +60,7 @@ class FakeSettings:
     api_key: str | None = None  # when set, a request without it gets 401
     credit_after: int | None = None  # when set, every request after that many answers gets 400 (credit too low)
     answers: dict[str, str] = field(default_factory=dict)  # problem text -> answer, for prompts without one
+    refuse: dict[str, int] = field(default_factory=dict)  # text in the prompt -> the HTTP status it gets (REFUSALS)
     seed: int = 0
 
 
@@ -156,6 +166,10 @@ class FakeHandler(BaseHTTPRequestHandler):
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             srv.count("400")
             return self._error(400, "invalid_request_error", "messages[-1].content is required")
+        refusal = next((status for text, status in s.refuse.items() if text in user), None)
+        if refusal is not None:  # at once, as the API refuses: nothing is generated
+            srv.count(str(refusal))
+            return self._error(refusal, *REFUSALS[refusal])
         time.sleep(s.latency_s)
         if s.credit_after is not None and srv.counts.get("ok", 0) >= s.credit_after:
             srv.count("400")  # what Anthropic answers when the balance runs out
@@ -278,6 +292,17 @@ def load_answers(path: str) -> dict[str, str]:
     return {row["question"]: final_answer(where, row["answer"], "answer") for where, row in iter_rows(path)}
 
 
+def parse_refusals(ap: argparse.ArgumentParser, specs: list[str]) -> dict[str, int]:
+    """{text: status} from `--refuse TEXT=STATUS` (the text may hold "="; the status follows the last one)."""
+    refuse = {}
+    for spec in specs:
+        text, _, status = spec.rpartition("=")
+        if not text or not status.isdigit() or int(status) not in REFUSALS:
+            ap.error(f"--refuse {spec!r}: expected TEXT=STATUS with STATUS one of {sorted(REFUSALS)}")
+        refuse[text] = int(status)
+    return refuse
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, default=8765)
@@ -291,6 +316,8 @@ def main() -> None:
                     help="name of an environment variable holding the key the server demands")
     ap.add_argument("--answers", default=None,
                     help="GSM8K-shape jsonl: lets the fake solve without a reference")
+    ap.add_argument("--refuse", action="append", default=[], metavar="TEXT=STATUS",
+                    help=f"prompts containing TEXT get HTTP STATUS (one of {sorted(REFUSALS)}); repeatable")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     import os
@@ -299,7 +326,8 @@ def main() -> None:
                             timeout_sleep_s=a.timeout_sleep, retry_after_s=a.retry_after,
                             batch_delay_s=a.batch_delay, seed=a.seed,
                             api_key=os.environ[a.require_key_env] if a.require_key_env else None,
-                            answers=load_answers(a.answers) if a.answers else {})
+                            answers=load_answers(a.answers) if a.answers else {},
+                            refuse=parse_refusals(ap, a.refuse))
     with FakeServer(settings, a.port) as srv:
         print(f"fake Anthropic API listening on {srv.url}", flush=True)
         srv.serve_forever()

@@ -12,9 +12,10 @@ import os
 
 import httpx
 
+from spot.errors import first_line
 from spot.rectify.oracles.prompts import Prompt
-from spot.rectify.oracles.remote import Completion, RemoteOracle
-from spot.retry import RemoteFatal, Transient, parse_retry_after
+from spot.rectify.oracles.remote import PER_REQUEST, Completion, RemoteOracle
+from spot.retry import Rejected, RemoteFatal, Transient, parse_retry_after
 
 _STOPS = {"stop": "end", "length": "max_tokens", "content_filter": "refusal"}
 
@@ -64,8 +65,12 @@ class OpenAICompatOracle(RemoteOracle):
             raise Transient("connection") from None
         if r.status_code == 429 or r.status_code in (408, 409) or r.status_code >= 500:
             raise Transient(str(r.status_code), parse_retry_after(r.headers))
-        if r.status_code != 200:  # any other 4xx stops the run: nothing journaled, a rerun asks again
-            raise RemoteFatal(f"{self.base_url}/chat/completions answered {r.status_code}: {r.text[:200]}")
+        if r.status_code in PER_REQUEST:  # this request's content: the others go on
+            raise Rejected(r.status_code, _error_message(r))
+        if r.status_code != 200:  # the key, the model, the URL: every request would get it; nothing journaled
+            raise RemoteFatal(f"{self.base_url}/chat/completions answered {r.status_code}: {_error_message(r)}; "
+                              "nothing was journaled for it, so rerunning the same command after the fix asks it "
+                              "again")
         try:
             data = r.json()
             choice = data["choices"][0]
@@ -76,3 +81,13 @@ class OpenAICompatOracle(RemoteOracle):
         return Completion(text=text, input_tokens=usage.get("prompt_tokens", 0) or 0,
                           output_tokens=usage.get("completion_tokens", 0) or 0,
                           stop=_STOPS.get(choice.get("finish_reason"), choice.get("finish_reason") or ""))
+
+
+def _error_message(r: httpx.Response) -> str:
+    """The endpoint's own words ({"error": {"message"}}, OpenAI's shape and Anthropic's), else the body's start."""
+    try:
+        error = r.json().get("error")
+    except (json.JSONDecodeError, AttributeError):
+        error = None
+    message = error.get("message") if isinstance(error, dict) else None
+    return first_line(message or r.text or f"HTTP {r.status_code}", 200)

@@ -1,8 +1,10 @@
 """What the API-backed Oracles share: the SPoT prompt, bounded concurrency, retries, reply parsing.
 
-A backend implements `_send(prompt) -> Completion`, raising `Transient` for what is worth retrying and
-`RemoteFatal` for what is not. A reply that arrived is returned as an `OracleReply` even when it is useless
-(no markers, cut short): it was paid for, so the pipeline journals it and the filter records why it dropped.
+A backend implements `_send(prompt) -> Completion`, raising `Transient` for what is worth retrying, `Rejected`
+for a refusal of this one request (too large, invalid: `PER_REQUEST`) and `RemoteFatal` for what stops every
+request (a bad key, no credit, an unknown model). A reply that arrived is returned as an `OracleReply` even when
+it is useless (no markers, cut short): it was paid for, so the pipeline journals it and the filter records why
+it dropped. A request whose every attempt came back unreadable is `Rejected` too: asking again would not help.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ from dataclasses import dataclass
 
 from spot.rectify.oracles.base import OracleReply, wire_event
 from spot.rectify.oracles.prompts import Prompt, Prompts, strip_markers
-from spot.retry import RetryPolicy
+from spot.retry import Rejected, RetryPolicy, Unavailable
 
 # the HTTP clients log every request at INFO: thousands of lines that bury the progress bar and the report
 for _name in ("httpx", "httpx2", "httpcore", "httpcore2"):
     logging.getLogger(_name).setLevel(logging.WARNING)
+
+# statuses that refuse one request for its content (invalid, 413 too large, unprocessable); the rest of the 4xx
+# are about the account or the endpoint, and every other request would get them too
+PER_REQUEST = frozenset({400, 413, 422})
 
 
 @dataclass
@@ -73,12 +79,23 @@ class RemoteOracle:
             if self.wire_is_recoverable:
                 return await self._send(prompt)
             wire_event("on_wire")
+            ended = "cancelled"  # unless _send ends: the caller stopped listening, perhaps after it was billed
             try:
-                return await self._send(prompt)
+                completion = await self._send(prompt)
+                ended = "off_wire"
+                return completion
+            except Exception:
+                ended = "off_wire"
+                raise
             finally:
-                wire_event("off_wire")
+                wire_event(ended)
 
-        c = await self.policy.run(attempt, self._slots)
+        try:
+            c = await self.policy.run(attempt, self._slots)
+        except Unavailable as e:
+            if set(e.kinds) == {"malformed"}:  # answered every time, never readably: the request's, not the wire's
+                raise Rejected(None, f"no readable reply in {e.kinds['malformed']} attempts") from None
+            raise
         usage = dict(input_tokens=c.input_tokens, output_tokens=c.output_tokens,
                      cache_read_tokens=c.cache_read_tokens, cache_write_tokens=c.cache_write_tokens)
         if c.error is not None:
