@@ -74,6 +74,18 @@ def served(srv: FakeServer) -> dict[str, int]:
     return srv.stats_snapshot()["counts"]
 
 
+def signal_once_answered(srv: FakeServer, answered: int, signum: int) -> None:
+    """Sends this process `signum` once the server has answered `answered` requests (a timer would depend on
+    how loaded the machine is)."""
+    def watch():
+        deadline = time.time() + 60
+        while served(srv).get("ok", 0) < answered and time.time() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signum)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def settled(srv: FakeServer, latency_s: float) -> dict[str, int]:
     """The server's counts once the requests it still holds (their client gone) are answered: those are paid."""
     time.sleep(latency_s + 0.3)
@@ -146,14 +158,15 @@ def test_sigterm_winds_down_journals_what_was_on_the_wire_and_restores_the_handl
     out, latency = tmp_path / "run", 0.3
     handler = signal.getsignal(signal.SIGTERM)
     with FakeServer(FakeSettings(api_key=KEY, latency_s=latency)).start() as srv:
-        threading.Timer(2.5 * latency, os.kill, (os.getpid(), signal.SIGTERM)).start()  # in the third wave
+        signal_once_answered(srv, 8, signal.SIGTERM)  # in the third wave, whatever the machine's load
         with pytest.raises(OracleStopped) as stop:
             rectify(srv, out)
         journaled = len(read(out / "journal" / "oracle.jsonl"))
         assert settled(srv, latency)["ok"] == journaled  # every call on the wire at the signal was waited for
     message = str(stop.value)
-    assert message == (f"stopped by SIGTERM: the Oracle stage ended with {journaled} replies journaled this run; "
+    assert message == (f"SIGTERM: the Oracle stage ended with {journaled} replies journaled this run; "
                        "rerun the same command to resume")
+    assert (stop.value.prefix, stop.value.exit_status) == ("stopped", 128 + signal.SIGTERM)  # as a shell reports it
     assert 8 <= journaled < 40 and signal.getsignal(signal.SIGTERM) is handler
 
 

@@ -287,5 +287,7 @@ class _Stage:
                            "the rerun)")
         if failure is not None:
             return OracleStopped(f"{failure}; the Oracle stage stopped with {', '.join(settled)}")
-        return OracleStopped(f"stopped by {self.signal}: the Oracle stage ended with {', '.join(settled)}; rerun the "
-                             "same command to resume")
+        stopped = OracleStopped(f"{self.signal}: the Oracle stage ended with {', '.join(settled)}; rerun the same "
+                                "command to resume")
+        stopped.prefix, stopped.exit_status = "stopped", 128 + signal.Signals[self.signal]  # as train.py's Ctrl-C
+        return stopped
