@@ -76,6 +76,7 @@ class RetryPolicy:
         A slot of `slots` is held only while a request is on the wire, so calls sleeping in backoff do not
         keep others from using the connection budget.
         """
+        last = None
         for attempt in range(1, self.max_attempts + 1):
             wait = self._pause_until - time.monotonic()
             if wait > 0:
@@ -85,6 +86,7 @@ class RetryPolicy:
                 async with slots:
                     return await attempt_fn()
             except Transient as e:
+                last = e.kind
                 self.stats[f"retry_{e.kind}"] += 1
                 delay = self.delay(attempt)
                 if e.retry_after is not None:
@@ -93,4 +95,4 @@ class RetryPolicy:
                 if attempt < self.max_attempts:
                     await asyncio.sleep(delay)
         self.stats["given_up"] += 1
-        raise Unavailable(f"no reply after {self.max_attempts} attempts")
+        raise Unavailable(f"no reply after {self.max_attempts} attempts (last: {last})")
