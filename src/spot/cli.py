@@ -9,6 +9,7 @@ InstantiationException, so it can be printed as one line (spot.errors.exit_with)
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import replace
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -52,6 +53,7 @@ def engine_of(node: DictConfig):
     """The EngineSpec that generation= selects, checked now: a missing engine names its pip command before any
     model or data is loaded."""
     spec = build(node, "generation")
+    spec = replace(spec, options=OmegaConf.to_container(spec.options, resolve=True))  # plain values from here on
     spec.check()
     return spec
 
