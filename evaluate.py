@@ -10,8 +10,10 @@
 
 `model=` takes a conf/model/ name or anything loadable: a hub id, a directory, a run or a .ckpt. A train.py
 run is scored with the prompt format it was trained with (its model.problem_template and enable_thinking)
-unless those are overridden here. Outputs go to outputs/eval/<date>/<time>/: samples.jsonl (and
-base_samples.jsonl), metrics.json.
+unless those are overridden here. Outputs go to outputs/eval/<date>/<time>/ (hydra.run.dir=<dir> chooses):
+samples.jsonl (and base_samples.jsonl), metrics.json, and journal/ with every completion as it arrived. An
+evaluation that stopped (a server that gave up, a crash, kill -9) resumes when run again with the same
+hydra.run.dir: only the missing completions are generated (spot.evaluate.resume).
 """
 
 from __future__ import annotations

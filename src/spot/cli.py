@@ -125,7 +125,7 @@ def describe_outputs(out_dir) -> str:
              "checkpoints": "Lightning checkpoints (ckpt_path=... resumes)", "pairs.jsonl": "rectified pairs",
              "rft.jsonl": "the policy's correct samples", "direct.jsonl": "the Oracle's direct solutions",
              "drops.jsonl": "what the filters dropped, and why", "report.json": "counts, drops and costs",
-             "journal": "every Oracle reply paid for (a rerun resumes from it)",
+             "journal": "every completion or Oracle reply as it came (a rerun resumes from it)",
              "COMPLETE": "the output set above was written whole"}
     lines = [f"results in {out}/"] + [f"  {name:<18} {what}" for name, what in names.items() if (out / name).exists()]
     wandb_runs = sorted(out.glob("wandb/offline-run-*"))
