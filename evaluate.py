@@ -45,7 +45,8 @@ def run(cfg: DictConfig) -> dict:
 
     from spot.cli import build_suites, engine_of, sampling_of
 
-    suites = build_suites(cfg.eval)  # first: a missing benchmark file is reported before torch loads a model
+    # first: a value out of range or a missing benchmark file is reported before torch loads a model
+    suites = build_suites(cfg.eval)
     sampling = sampling_of(cfg.eval.sampling, "eval.sampling")
     engine = engine_of(cfg.generation)
 
@@ -53,6 +54,8 @@ def run(cfg: DictConfig) -> dict:
     from spot.evaluate.evaluation import EvalPlan, evaluate_completions, evaluate_model, log_to_wandb
     from spot.evaluate.kl import KLSettings
     from spot.evaluate.table import describe_scoring
+
+    kl = KLSettings(**cfg.kl) if cfg.kl else None
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.completions:  # generated elsewhere: score them, no model is loaded
@@ -65,8 +68,7 @@ def run(cfg: DictConfig) -> dict:
     trained_with = resolve_source(cfg.model.path).chat or {}  # a run's own prompt format
     fmt |= {k: v for k, v in trained_with.items() if f"model.{k}" not in overridden}
     plan = EvalPlan(model=cfg.model.path, base=cfg.base, dtype=cfg.model.dtype, seed=cfg.seed, device=cfg.device,
-                    sampling=sampling, kl=KLSettings(**cfg.kl) if cfg.kl else None, progress=cfg.eval.progress,
-                    **fmt)
+                    sampling=sampling, kl=kl, progress=cfg.eval.progress, **fmt)
     metrics = evaluate_model(plan, suites, out_dir, engine)
     log_to_wandb(metrics, out_dir, config=OmegaConf.to_container(cfg, resolve=True),
                  **OmegaConf.to_container(cfg.wandb, resolve=True))

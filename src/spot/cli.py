@@ -15,7 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from spot.errors import ConfigError, UserError
+from spot.errors import ConfigError, UserError, check, check_type
 from spot.evaluate.suites import Suite
 from spot.generation import Sampling
 
@@ -36,11 +36,28 @@ def build(node: DictConfig, key: str):
         raise
 
 
+# The counts of an eval config, here and in every suite's node: (key, least value); null keeps the default
+EVAL_COUNTS = (("limit", 0), ("n_samples", 1), ("max_new_tokens", 1))
+
+
+def check_eval_counts(eval_cfg: DictConfig) -> None:
+    """eval.limit, eval.n_samples, eval.max_new_tokens and the same keys of each suite, checked before any file
+    is read or model loaded: -1 would otherwise cut the last question silently, 0 samples divide by zero."""
+    nodes = {"eval": eval_cfg, **{f"eval.suites.{k}": v for k, v in (eval_cfg.get("suites") or {}).items()}}
+    for where, node in nodes.items():
+        for name, least in EVAL_COUNTS:
+            value = node.get(name)
+            if value is not None:
+                check_type(value, int, f"{where}.{name}")
+                check(value >= least, f"{where}.{name}", f"must be >= {least} or null, got {value!r}")
+
+
 def build_suites(eval_cfg: DictConfig) -> list[Suite]:
     """Every suite selected with eval= (one node per file of conf/eval/ under eval.suites), with eval.limit,
     eval.n_samples and eval.max_new_tokens applied to all of them."""
     from spot.evaluate.suite_files import adjust
 
+    check_eval_counts(eval_cfg)
     suites: list[Suite] = []
     for name, node in (eval_cfg.get("suites") or {}).items():
         built = build(node, f"eval.suites.{name}")
