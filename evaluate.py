@@ -10,8 +10,10 @@
 
 `model=` takes a conf/model/ name or anything loadable: a hub id, a directory, a run or a .ckpt. A train.py
 run is scored with the prompt format it was trained with (its model.problem_template and enable_thinking)
-unless those are overridden here. Outputs go to outputs/eval/<date>/<time>/: samples.jsonl (and
-base_samples.jsonl), metrics.json.
+unless those are overridden here. Outputs go to outputs/eval/<date>/<time>/ (hydra.run.dir=<dir> chooses):
+samples.jsonl (and base_samples.jsonl), metrics.json, and journal/ with every completion as it arrived. An
+evaluation that stopped (a server that gave up, a crash, kill -9) resumes when run again with the same
+hydra.run.dir: only the missing completions are generated (spot.evaluate.resume).
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def run(cfg: DictConfig) -> dict:
 
     from spot.cli import build_suites, engine_of, sampling_of
 
-    suites = build_suites(cfg.eval)  # first: a missing benchmark file is reported before torch loads a model
+    # first: a value out of range or a missing benchmark file is reported before torch loads a model
+    suites = build_suites(cfg.eval)
     sampling = sampling_of(cfg.eval.sampling, "eval.sampling")
     engine = engine_of(cfg.generation)
 
@@ -67,6 +70,8 @@ def run(cfg: DictConfig) -> dict:
     from spot.evaluate.kl import KLSettings
     from spot.evaluate.table import describe_scoring
     from spot.gguf import convert
+
+    kl = KLSettings(**cfg.kl) if cfg.kl else None
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.completions:  # generated elsewhere: score them, no model is loaded
@@ -81,8 +86,7 @@ def run(cfg: DictConfig) -> dict:
     trained_with = resolve_source(cfg.model.path).chat or {}  # a run's own prompt format
     fmt |= {k: v for k, v in trained_with.items() if f"model.{k}" not in overridden}
     plan = EvalPlan(model=cfg.model.path, base=cfg.base, dtype=cfg.model.dtype, seed=cfg.seed, device=cfg.device,
-                    sampling=sampling, kl=KLSettings(**cfg.kl) if cfg.kl else None, progress=cfg.eval.progress,
-                    **fmt)
+                    sampling=sampling, kl=kl, progress=cfg.eval.progress, **fmt)
     metrics = evaluate_model(plan, suites, out_dir, engine)
     log_to_wandb(metrics, out_dir, config=OmegaConf.to_container(cfg, resolve=True),
                  **OmegaConf.to_container(cfg.wandb, resolve=True))

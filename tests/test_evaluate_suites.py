@@ -34,7 +34,7 @@ def fake_generate(monkeypatch):
     calls = []
 
     def install(answers: dict[str, list[str]]):
-        def generate(model, chat, prompts, sampling, seed=0, progress=True, desc="", template=None):
+        def generate(model, chat, prompts, sampling, seed=0, progress=True, desc="", template=None, **engine_args):
             calls.append((list(prompts), sampling))
             seen: dict[str, int] = {}
             out = []

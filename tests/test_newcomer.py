@@ -22,6 +22,13 @@ MISTAKES = [
     ("evaluate.py", ["model=nosuch-org/nosuch-model"], "error: model.path=nosuch-org/nosuch-model: no local "
                                                         "directory of that name, and as a hub id"),
     ("rectify.py", ["problems=dapo", "oracle=toy"], "error: problems.source.path=open-r1/DAPO-Math-17k-Processed: "),
+    # counts out of range, named by their key before anything loads (-1 used to drop each suite's last item)
+    ("evaluate.py", ["eval.limit=-1"], "error: eval.limit: must be >= 0 or null, got -1"),
+    ("evaluate.py", ["eval.suites.toy_in_domain.n_samples=0"],
+     "error: eval.suites.toy_in_domain.n_samples: must be >= 1 or null, got 0"),
+    ("evaluate.py", ["generation=server", "generation.options.max_in_flight=0"],
+     "error: generation.options.max_in_flight: must be >= 1, got 0"),
+    ("evaluate.py", ["kl.batch_size=0"], "error: kl.batch_size: must be >= 1, got 0"),
 ]
 
 

@@ -9,12 +9,13 @@ InstantiationException, so it can be printed as one line (spot.errors.exit_with)
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import replace
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from spot.errors import ConfigError, UserError
+from spot.errors import ConfigError, UserError, check, check_type
 from spot.evaluate.suites import Suite
 from spot.generation import Sampling
 
@@ -35,11 +36,28 @@ def build(node: DictConfig, key: str):
         raise
 
 
+# The counts of an eval config, here and in every suite's node: (key, least value); null keeps the default
+EVAL_COUNTS = (("limit", 0), ("n_samples", 1), ("max_new_tokens", 1))
+
+
+def check_eval_counts(eval_cfg: DictConfig) -> None:
+    """eval.limit, eval.n_samples, eval.max_new_tokens and the same keys of each suite, checked before any file
+    is read or model loaded: -1 would otherwise cut the last question silently, 0 samples divide by zero."""
+    nodes = {"eval": eval_cfg, **{f"eval.suites.{k}": v for k, v in (eval_cfg.get("suites") or {}).items()}}
+    for where, node in nodes.items():
+        for name, least in EVAL_COUNTS:
+            value = node.get(name)
+            if value is not None:
+                check_type(value, int, f"{where}.{name}")
+                check(value >= least, f"{where}.{name}", f"must be >= {least} or null, got {value!r}")
+
+
 def build_suites(eval_cfg: DictConfig) -> list[Suite]:
     """Every suite selected with eval= (one node per file of conf/eval/ under eval.suites), with eval.limit,
     eval.n_samples and eval.max_new_tokens applied to all of them."""
     from spot.evaluate.suite_files import adjust
 
+    check_eval_counts(eval_cfg)
     suites: list[Suite] = []
     for name, node in (eval_cfg.get("suites") or {}).items():
         built = build(node, f"eval.suites.{name}")
@@ -52,6 +70,7 @@ def engine_of(node: DictConfig):
     """The EngineSpec that generation= selects, checked now: a missing engine names its pip command before any
     model or data is loaded."""
     spec = build(node, "generation")
+    spec = replace(spec, options=OmegaConf.to_container(spec.options, resolve=True))  # plain values from here on
     spec.check()
     return spec
 
@@ -123,7 +142,7 @@ def describe_outputs(out_dir) -> str:
              "checkpoints": "Lightning checkpoints (ckpt_path=... resumes)", "pairs.jsonl": "rectified pairs",
              "rft.jsonl": "the policy's correct samples", "direct.jsonl": "the Oracle's direct solutions",
              "drops.jsonl": "what the filters dropped, and why", "report.json": "counts, drops and costs",
-             "journal": "every Oracle reply paid for (a rerun resumes from it)",
+             "journal": "every completion or Oracle reply as it came (a rerun resumes from it)",
              "COMPLETE": "the output set above was written whole"}
     lines = [f"results in {out}/"] + [f"  {name:<18} {what}" for name, what in names.items() if (out / name).exists()]
     wandb_runs = sorted(out.glob("wandb/offline-run-*"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from spot.chat import ChatFormat
+from spot.engines.base import Arrived
 from spot.errors import check, check_type
 
 
@@ -51,13 +52,17 @@ def generate(
     progress: bool = True,
     desc: str = "generate",
     template: str | None = None,
+    positions: list[int] | None = None,
+    on_done: Arrived | None = None,
 ) -> list[str]:
     """One completion per problem, in the problems' order, special tokens stripped. Each problem is formatted
     by `chat` (with `template` in place of the model's problem template when given) and completed by `engine`
-    (spot.engines); a loaded model stands for transformers' generate on it (the hf engine)."""
+    (spot.engines); a loaded model stands for transformers' generate on it (the hf engine). `positions` and
+    `on_done` go to the engine (spot.engines.base.Engine): the seeds' places, and a hook for what arrives."""
     if not hasattr(engine, "complete"):
         from spot.engines.hf import HFEngine
 
         engine = HFEngine(engine, chat.tokenizer)
     prompts = [chat.prompt_ids(p, template) for p in problems]
-    return engine.complete(prompts, sampling, seed=seed, progress=progress, desc=desc)
+    return engine.complete(prompts, sampling, seed=seed, progress=progress, desc=desc, positions=positions,
+                           on_done=on_done)

@@ -5,6 +5,9 @@ end). There every long stage (scoring, the reference pass, training) prints a pl
 `SPOT_PROGRESS_EVERY_S` seconds (default 30) of work, and one when it ends:
 
     [eval toy_in_domain] 120/400 prompts (30%)  1523 tok_s  elapsed 0:41  eta 1:35
+
+A stage that waits on something else (a generation server) also calls `tick` on a timer, so that a stall shows
+as lines whose count stands still instead of as silence.
 """
 
 from __future__ import annotations
@@ -46,8 +49,25 @@ class Progress:
             self.bar.update(n)
             if shown:
                 self.bar.set_postfix(shown, refresh=False)
-        elif self.enabled and time.perf_counter() - self.last >= every_s():
+        elif self.enabled and self.due_in() == 0:
             self._line()
+
+    def due_in(self) -> float:
+        """Seconds until the next line is due (0: now)."""
+        return max(0.0, self.last + every_s() - time.perf_counter())
+
+    def tick(self, **shown) -> None:
+        """Shows where things stand even when nothing was done since the last call: the bar is redrawn (its
+        elapsed time moves on), or a line is printed when one is due."""
+        self.shown.update(shown)
+        if not self.enabled or self.due_in() > 0:
+            return
+        if self.bar is None:
+            self._line()
+            return
+        self.last = time.perf_counter()
+        self.bar.set_postfix(self.shown, refresh=False)
+        self.bar.refresh()
 
     def line(self) -> str:
         elapsed = time.perf_counter() - self.t0

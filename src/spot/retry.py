@@ -92,6 +92,7 @@ class RetryPolicy:
         keep others from using the connection budget.
         """
         kinds: Counter = Counter()
+        last = None
         for attempt in range(1, self.max_attempts + 1):
             wait = self._pause_until - time.monotonic()
             if wait > 0:
@@ -102,6 +103,7 @@ class RetryPolicy:
                     return await attempt_fn()
             except Transient as e:
                 kinds[e.kind] += 1
+                last = e.kind
                 self.stats[f"retry_{e.kind}"] += 1
                 delay = self.delay(attempt)
                 if e.retry_after is not None:
@@ -110,4 +112,4 @@ class RetryPolicy:
                 if attempt < self.max_attempts:
                     await asyncio.sleep(delay)
         self.stats["given_up"] += 1
-        raise Unavailable(f"no reply after {self.max_attempts} attempts", kinds)
+        raise Unavailable(f"no reply after {self.max_attempts} attempts (last: {last})", kinds)

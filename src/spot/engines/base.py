@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,12 +19,23 @@ class EngineError(UserError):
     a server that cannot be reached or refuses the key."""
 
 
+Arrived = Callable[[list[int], list[str]], None]  # (indices into the call's prompts, their completions)
+
+
 class Engine(Protocol):
+    """`complete` returns one completion per prompt, in order. `positions` are the prompts' places in the whole
+    request (default 0..n-1), which their seeds come from (`request_seed`): a resumed request that sends only the
+    missing prompts passes their original places, so each is sampled as it would have been. `on_done` is called
+    as completions arrive (per reply, per batch or per call, as the engine produces them), so that a caller can
+    keep them before the call ends."""
+
     name: str
     loads_from_disk: bool  # False: scores an in-memory model (hf); True: needs the weights as a directory or id
+    transport_options: tuple[str, ...]  # options that change how requests travel, never what is sampled
 
     def complete(self, prompts: list[list[int]], sampling, seed: int = 0, progress: bool = True,
-                 desc: str = "generate") -> list[str]: ...
+                 desc: str = "generate", positions: list[int] | None = None,
+                 on_done: Arrived | None = None) -> list[str]: ...
 
     def close(self) -> None: ...
 
@@ -49,16 +62,50 @@ class EngineSpec:
         return self.cls.loads_from_disk
 
     def check(self) -> None:
-        """Fails now, with the install command, if the engine's package is missing (before any model loads)."""
+        """Fails now, before any model loads: a missing package names its install command, an option out of
+        range names its key."""
         check = getattr(self.cls, "check_installed", None)
         if check is not None:
             check()
+        check_options = getattr(self.cls, "check_options", None)
+        if check_options is not None:
+            check_options(self.options)
+
+    def settings(self) -> dict:
+        """What of this engine changes a completion, by config key: its class and its options, less its
+        `transport_options`."""
+        skip = getattr(self.cls, "transport_options", ())
+        return {"generation": self.engine,
+                **{f"generation.options.{k}": v for k, v in sorted(self.options.items()) if k not in skip}}
 
     def open(self, model, tokenizer) -> Engine:
         return self.cls(model, tokenizer, **self.options)
 
 
+class OnFirstUse:
+    """An engine opened by `open_fn` when it is first asked for completions: a rerun that finds every completion
+    journaled loads no model and needs no server."""
+
+    def __init__(self, open_fn: Callable[[], Engine]):
+        self.open_fn, self.engine = open_fn, None
+
+    def complete(self, *args, **kwargs) -> list[str]:
+        if self.engine is None:
+            self.engine = self.open_fn()
+        return self.engine.complete(*args, **kwargs)
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+
+
 HF = EngineSpec("spot.engines.hf.HFEngine")  # the default: transformers' generate in this process
+
+
+def request_seeds(seed: int, n: int, positions: list[int] | None = None) -> list[int]:
+    """The seeds of a call's n prompts, from their positions in the whole request (default 0..n-1)."""
+    return [request_seed(seed, i) for i in (range(n) if positions is None else positions)]
 
 
 def request_seed(seed: int, i: int) -> int:
@@ -77,7 +124,17 @@ class TokenRate:
 
     def update(self, prompts: int, tokens: int) -> None:
         self.tokens += tokens
-        self.progress.update(prompts, tok_s=round(self.tokens / max(1e-9, time.perf_counter() - self.t0)))
+        self.progress.update(prompts, tok_s=self.rate())
+
+    def rate(self) -> int:
+        return round(self.tokens / max(1e-9, time.perf_counter() - self.t0))
+
+    async def heartbeat(self, **shown: Callable[[], object]) -> None:
+        """Until cancelled: shows progress whenever it is due even if nothing arrives (a stalled server), with
+        `shown` figures read at each beat (e.g. retries=lambda: n)."""
+        while self.progress.enabled:
+            await asyncio.sleep(max(0.05, self.progress.due_in()))
+            self.progress.tick(tok_s=self.rate(), **{k: f() for k, f in shown.items()})
 
     def close(self) -> None:
         self.progress.close()

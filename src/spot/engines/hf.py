@@ -8,12 +8,13 @@ from pathlib import Path
 
 import torch
 
-from spot.engines.base import TokenRate
+from spot.engines.base import Arrived, TokenRate
 
 
 class HFEngine:
     name = "hf"
     loads_from_disk = False
+    transport_options = ()
 
     def __init__(self, model, tokenizer, dtype: str = "float32", device: str | None = None):
         """`model`: a loaded causal LM (scored on its own device) or a directory / hub id to load."""
@@ -27,8 +28,11 @@ class HFEngine:
 
     @torch.no_grad()
     def complete(self, prompts: list[list[int]], sampling, seed: int = 0, progress: bool = True,
-                 desc: str = "generate") -> list[str]:
-        """Prompts are sorted by length before batching, so that a batch wastes little on padding."""
+                 desc: str = "generate", positions: list[int] | None = None,
+                 on_done: Arrived | None = None) -> list[str]:
+        """Prompts are sorted by length before batching, so that a batch wastes little on padding. One seed
+        serves the whole call (transformers' generate has no per-row generator), so `positions` change nothing:
+        sampled completions depend on how the prompts were batched, and a resumed call's are new samples."""
         model, tok = self.model, self.tokenizer
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[str] = [""] * len(prompts)
@@ -60,6 +64,8 @@ class HFEngine:
             for row, i in enumerate(idx):
                 out[i] = tok.decode(new[row], skip_special_tokens=True)
             bar.update(len(idx), int((new != tok.pad_token_id).sum()))
+            if on_done is not None:
+                on_done(idx, [out[i] for i in idx])
         bar.close()
         model.train(was_training)
         return out

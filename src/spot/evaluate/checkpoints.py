@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from spot.errors import UserError
-from spot.models import DTYPES, ModelLoadError, load_model, load_tokenizer
+from spot.models import DTYPES, ModelLoadError, load_model, load_tokenizer, weights_key
 
 
 class CheckpointError(UserError):
@@ -93,6 +93,27 @@ def resolve_source(spec: str, base: str | None = None) -> ModelSource:
                                   "(did it finish? save_policy=false runs keep only checkpoints)")
         return resolve_source(str(ckpt), base)
     return ModelSource(spec, "hf", spec, base=base)
+
+
+def weights_identity(source: ModelSource) -> str:
+    """What weights `source` stands for, from file metadata (spot.models.weights_key): the model's files, or
+    its hub commit, plus the checkpoint or the adapter applied on top. A hub id whose commit cannot be read
+    (nothing cached) stands for itself."""
+    from transformers import AutoConfig
+
+    config = None
+    if not Path(source.weights).is_dir():
+        try:
+            config = AutoConfig.from_pretrained(source.weights)
+        except (OSError, ValueError):
+            pass
+    parts = [weights_key(source.weights, config) or f"hub:{source.weights}"]
+    if source.ckpt:
+        stat = Path(source.ckpt).stat()
+        parts.append(f"{Path(source.ckpt).name}|{stat.st_size}|{stat.st_mtime_ns}")
+    if source.adapter:
+        parts.append(weights_key(source.adapter) or source.adapter)
+    return "+".join(parts)
 
 
 def auto_dtype(source: ModelSource) -> str:

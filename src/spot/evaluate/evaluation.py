@@ -3,24 +3,31 @@
 `evaluate.py` builds the suites from the Hydra config and calls `evaluate_model`. Scoring is
 `spot.evaluate.scoring.score_model`, the function train.py scores with, and metrics.json is assembled and
 written by `spot.evaluate.metrics`, as train.py's is, so `report.py` reads the outputs of both the same way.
+Completions are journaled in `<out_dir>/journal/` as they arrive (spot.evaluate.resume): evaluating into the
+same directory again generates only what is missing.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from spot.chat import ChatFormat
-from spot.engines import HF, EngineSpec
-from spot.evaluate.checkpoints import ModelSource, load_for_eval, load_tokenizer_for, resolve_source
+from spot.engines import HF, Engine, EngineError, EngineSpec
+from spot.engines.base import OnFirstUse
+from spot.evaluate.checkpoints import ModelSource, load_for_eval, load_tokenizer_for, resolve_source, weights_identity
 from spot.evaluate.kl import KLSettings, kl_to_reference, spread_prompts
 from spot.evaluate.metrics import assemble, summary_metrics, write_metrics, write_samples
+from spot.evaluate.resume import CompletionJournal, side_settings
 from spot.evaluate.scoring import Scores, score_model
 from spot.evaluate.suites import Suite
 from spot.generation import Sampling
+from spot.rectify.journal import journal_lock
+from spot.retry import RemoteFatal
 
 
 @dataclass(frozen=True)
@@ -53,9 +60,22 @@ def run_info(source: ModelSource) -> dict:
 
 
 def score_source(source: ModelSource, engine: EngineSpec, chat: ChatFormat, suites: list[Suite], plan: EvalPlan,
-                 scratch: Path, in_memory) -> Scores:
-    """Scores what `source` names with the chosen engine: the model `in_memory(source)` gives for hf; from disk
-    for the others (a Lightning checkpoint is first written out as a model directory under `scratch`)."""
+                 journal: CompletionJournal, scratch: Path, in_memory) -> Scores:
+    """Scores what `source` names with the chosen engine, reusing and filling `journal`. The engine is opened
+    on the first prompt the journal lacks, so a rerun whose completions are all journaled loads nothing."""
+    opened = OnFirstUse(lambda: open_engine(source, engine, chat, plan, scratch, in_memory))
+    try:
+        with kept_on_stop(journal):
+            return score_model(opened, chat, suites, plan.sampling, seed=plan.seed, progress=plan.progress,
+                               journal=journal)
+    finally:
+        opened.close()
+
+
+def open_engine(source: ModelSource, engine: EngineSpec, chat: ChatFormat, plan: EvalPlan, scratch: Path,
+                in_memory) -> Engine:
+    """The model `in_memory(source)` gives for hf; from disk for the others (a Lightning checkpoint or an
+    adapter is first written out whole as a model directory under `scratch`)."""
     if not engine.loads_from_disk:
         model = in_memory(source)
     elif source.ckpt or source.adapter:  # written out whole for an engine that reads a model directory
@@ -66,20 +86,40 @@ def score_source(source: ModelSource, engine: EngineSpec, chat: ChatFormat, suit
         model = str(scratch)
     else:
         model = source.weights
-    opened = engine.open(model, chat.tokenizer)
+    return engine.open(model, chat.tokenizer)
+
+
+@contextmanager
+def kept_on_stop(journal: CompletionJournal):
+    """A generation that stops (a server that gives up or refuses a request) says where what came back is."""
     try:
-        return score_model(opened, chat, suites, plan.sampling, seed=plan.seed, progress=plan.progress)
+        yield
+    except (EngineError, RemoteFatal) as e:
+        raise type(e)(f"{e}; {len(journal.done)} completions are journaled in {journal.journal.path}: "
+                      "evaluating into the same directory again generates only the rest") from None
+
+
+def score_side(side: str, source: ModelSource, engine: EngineSpec, chat: ChatFormat, suites: list[Suite],
+               plan: EvalPlan, out_dir: Path, in_memory) -> Scores:
+    """One model's scores ("trained" or "base"), journaled in <out_dir>/journal/<side>.jsonl under the settings
+    its completions depend on (spot.evaluate.resume)."""
+    settings = side_settings(weights_identity(source), engine.settings(), plan.sampling, plan.seed, chat)
+    journal = CompletionJournal(out_dir / "journal" / f"{side}.jsonl", settings)
+    scratch = out_dir / ("weights" if side == "trained" else f"{side}_weights")
+    try:
+        return score_source(source, engine, chat, suites, plan, journal, scratch, in_memory)
     finally:
-        opened.close()
+        journal.close()
 
 
 def evaluate_model(plan: EvalPlan, suites: list[Suite], out_dir: Path, engine: EngineSpec = HF) -> dict:
     """Scores the model and, when there is one, its base, with `engine` (transformers' generate by default);
     estimates the KL between them; writes samples.jsonl, base_samples.jsonl and metrics.json into `out_dir`
-    and returns the metrics."""
+    and returns the metrics. One evaluation at a time holds <out_dir>/journal/ (spot.rectify.journal_lock)."""
     explicit_base = plan.base if plan.base not in (None, "auto") else None
     source = resolve_source(plan.model, explicit_base)
     base_spec = source.base if plan.base == "auto" else plan.base
+    base_source = resolve_source(base_spec) if base_spec and suites else None
     chat = ChatFormat(load_tokenizer_for(source), plan.enable_thinking, plan.problem_template)
     device, memory = pick_device(plan.device), {}
 
@@ -88,13 +128,14 @@ def evaluate_model(plan: EvalPlan, suites: list[Suite], out_dir: Path, engine: E
             memory[src.spec] = load_for_eval(src, plan.dtype)[0].to(device)
         return memory[src.spec]
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    trained = score_source(source, engine, chat, suites, plan, out_dir / "weights", in_memory)
+    (out_dir / "journal").mkdir(parents=True, exist_ok=True)
+    with journal_lock(out_dir / "journal"):
+        trained = score_side("trained", source, engine, chat, suites, plan, out_dir, in_memory)
+        scored = score_side("base", base_source, engine, chat, suites, plan, out_dir, in_memory) if base_source \
+            else None
     write_samples(out_dir / "samples.jsonl", trained.records, "trained")
     base, extra = None, {}
-    if base_spec and suites:
-        base_source = resolve_source(base_spec)
-        scored = score_source(base_source, engine, chat, suites, plan, out_dir / "base_weights", in_memory)
+    if scored:
         write_samples(out_dir / "base_samples.jsonl", scored.records, "base")
         base = {**scored.as_dict(), "model": base_spec}
         if plan.kl is not None and plan.kl.n_prompts > 0:  # log-probs need both models in memory

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from spot.chat import ChatFormat
-from spot.errors import check
+from spot.errors import check, check_type
 from spot.generation import Sampling, generate
 from spot.logps import sequence_logps
 
@@ -25,7 +25,10 @@ class KLSettings:
     batch_size: int = 32
 
     def __post_init__(self) -> None:
-        check(self.n_prompts >= 0, "kl.n_prompts", f"must be 0 (skip) or more, got {self.n_prompts}")
+        for name, least in (("n_prompts", 0), ("max_new_tokens", 1), ("batch_size", 1)):
+            value = getattr(self, name)
+            check_type(value, int, f"kl.{name}")
+            check(value >= least, f"kl.{name}", f"must be >= {least}, got {value!r}")
 
     def sampling(self) -> Sampling:
         return Sampling(max_new_tokens=self.max_new_tokens, temperature=1.0, top_p=1.0, top_k=0,

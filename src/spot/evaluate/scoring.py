@@ -4,18 +4,23 @@ evaluation callback all call.
 A suite with `n_samples = N` is answered N times per problem and scored by the mean accuracy over all
 N x problems completions (the paper's avg@N). Greedy decoding gives the same completion N times, so it is
 answered once. The model is scored where it is: the caller places it (train.py on the strategy's device,
-evaluate.py on `device=`), and nothing here moves it.
+evaluate.py on `device=`), and nothing here moves it. With a journal (evaluate.py's, spot.evaluate.resume) the
+completions it holds are reused and the others are journaled as they arrive.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field, replace
 
 from spot.chat import ChatFormat
 from spot.errors import DataError
+from spot.evaluate.resume import CompletionJournal, item_key
 from spot.evaluate.suites import Suite
 from spot.generation import Sampling, generate
+
+log = logging.getLogger(__name__)
 
 
 def samples_per_prompt(suite: Suite, sampling: Sampling) -> int:
@@ -44,15 +49,39 @@ class SuiteResult:
 
 
 def score_suite(model, chat: ChatFormat, suite: Suite, sampling: Sampling, seed: int = 0,
-                progress: bool = True) -> SuiteResult:
+                progress: bool = True, journal: CompletionJournal | None = None) -> SuiteResult:
     """Every problem answered `n` times (copies sit next to each other, so one batch samples them together)."""
     t0 = time.time()
     n = samples_per_prompt(suite, sampling)
     problems = [p for p in suite.prompts for _ in range(n)]
     desc = f"eval {suite.name}" + (f" avg@{n}" if n > 1 else "")
-    completions = generate(model, chat, problems, replace(sampling, max_new_tokens=suite.max_new_tokens),
-                           seed=seed, progress=progress, desc=desc, template=suite.template)
+    budget = replace(sampling, max_new_tokens=suite.max_new_tokens)
+    completions = answer(model, chat, suite, problems, budget, seed, progress, desc, journal)
     return judge(suite, completions, n, time.time() - t0)
+
+
+def answer(model, chat: ChatFormat, suite: Suite, problems: list[str], sampling: Sampling, seed: int,
+           progress: bool, desc: str, journal: CompletionJournal | None) -> list[str]:
+    """A completion for each of `problems`, one request whose i-th prompt is seeded from its place i. What the
+    journal holds is not asked again; the rest go to the model in one call, at their own places, and into the
+    journal as they arrive."""
+    keys = [item_key(p, suite.template, sampling.max_new_tokens, i) for i, p in enumerate(problems)]
+    held = journal.done if journal else {}
+    out = [held.get(k) for k in keys]
+    todo = [i for i, c in enumerate(out) if c is None]
+    if len(todo) < len(problems):
+        log.info("%s: %d of %d completions from the journal", suite.name, len(problems) - len(todo), len(problems))
+    if not todo:
+        return out
+
+    def arrived(idx: list[int], texts: list[str]) -> None:
+        journal.add(suite.name, [todo[k] for k in idx], [keys[todo[k]] for k in idx], texts)
+
+    texts = generate(model, chat, [problems[i] for i in todo], sampling, seed=seed, progress=progress, desc=desc,
+                     template=suite.template, positions=todo, on_done=arrived if journal else None)
+    for i, text in zip(todo, texts, strict=True):
+        out[i] = text
+    return out
 
 
 def judge(suite: Suite, completions: list[str], n: int, seconds: float = 0.0) -> SuiteResult:
@@ -124,8 +153,8 @@ class Scores:
 
 
 def score_model(model, chat: ChatFormat, suites: list[Suite], sampling: Sampling, seed: int = 0,
-                progress: bool = True) -> Scores:
+                progress: bool = True, journal: CompletionJournal | None = None) -> Scores:
     """Generate on every suite and score; the model stays on its device and in its train/eval mode."""
     t0 = time.time()
-    results = [score_suite(model, chat, s, sampling, seed=seed, progress=progress) for s in suites]
+    results = [score_suite(model, chat, s, sampling, seed=seed, progress=progress, journal=journal) for s in suites]
     return Scores(results, time.time() - t0)
