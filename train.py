@@ -99,7 +99,8 @@ def run(cfg: DictConfig) -> dict:
     module = SPoTModule(policy, objective, reference=reference, reward_shift=shift, optim=optim,
                         precomputed_reference=precompute)
 
-    key = base_cache_key(cfg.model.path, suites, sampling, chat, cfg.seed, model_config) \
+    scored_by = {**engine.settings(), "weights": weights_dtype, "trainer.precision": str(cfg.trainer.precision)}
+    key = base_cache_key(cfg.model.path, suites, sampling, chat, cfg.seed, model_config, scored_by) \
         if cfg.eval.cache_base else None
     saver = PolicySaver(out_dir / "policy", cfg.model.dtype, cfg.model.get("max_shard_size", "5GB"), lora.merge) \
         if cfg.save_policy else None

@@ -7,7 +7,7 @@ import json
 import lightning as L
 import torch
 
-from spot import losses
+from spot import losses, training
 from spot.chat import ChatFormat
 from spot.data import PairDataModule
 from spot.generation import Sampling
@@ -77,3 +77,24 @@ def test_a_run_with_no_suites_says_so_and_writes_no_scores(tmp_path, micro_model
     assert "trained" not in on_disk and "base" not in on_disk and "delta" not in on_disk
     assert on_disk["note"].startswith("no suites were selected") and on_disk["steps"] == 1
     assert metrics["note"] in capsys.readouterr().out
+
+
+def test_the_base_score_cache_is_keyed_by_the_engine_dtype_and_precision_too(micro_model_dir):
+    """A base scored by hf in bf16 was reused for a vllm_cpu/fp32 run: forgetting measured against it is partly
+    the engine's. Everything that changes a score must change the key."""
+    from spot.answers import exact_match
+    from spot.chat import ChatFormat
+    from spot.evaluate.suites import Suite
+    from spot.generation import Sampling
+    from spot.models import load_tokenizer
+
+    chat = ChatFormat(load_tokenizer(micro_model_dir), None, "{prompt}")
+    suites = [Suite("s", "in_domain", ["1+1="], ["2"], lambda c, a: exact_match(c, a))]
+    hf = {"generation": "hf", "weights": "float32", "trainer.precision": "32-true"}
+
+    def key(**changes):
+        return training.base_cache_key(micro_model_dir, suites, Sampling(), chat, 0, scored_by={**hf, **changes})
+
+    assert key() == key() is not None
+    assert len({key(), key(generation="vllm_cpu"), key(weights="bfloat16"), key(**{"trainer.precision":
+                                                                                    "bf16-mixed"})}) == 4

@@ -50,16 +50,20 @@ log = logging.getLogger(__name__)
 
 
 def base_cache_key(model_path: str, suites: list[Suite], sampling: Sampling, chat: ChatFormat, seed: int,
-                   model_config=None) -> str | None:
+                   model_config=None, scored_by: dict | None = None) -> str | None:
     """A key that changes with the weights (spot.models.weights_key: file metadata, or the hub commit), the
-    suites' items, the prompt format and the decoding; None when the weights cannot be identified."""
+    suites' items, the prompt format, the decoding and `scored_by` (the engine and its options, the dtype the
+    weights are scored in, the trainer's precision: a base scored by hf in bf16 is not the one vllm_cpu scores in
+    fp32, and forgetting measured across the two would be partly the engine's); None when the weights cannot be
+    identified."""
     weights = weights_key(model_path, model_config)
     if weights is None:
         return None
     h = hashlib.sha256(weights.encode())
     for s in suites:
         h.update(json.dumps([s.name, s.max_new_tokens, s.n_samples, s.template, s.prompts, s.answers]).encode())
-    h.update(json.dumps([repr(sampling), chat.enable_thinking, chat.template, seed]).encode())
+    h.update(json.dumps([repr(sampling), chat.enable_thinking, chat.template, seed, scored_by or {}],
+                        sort_keys=True, default=str).encode())
     return h.hexdigest()[:20]
 
 

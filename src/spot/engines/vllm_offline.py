@@ -109,7 +109,7 @@ class VLLMEngine:
                        enforce_eager=enforce_eager, seed=seed)
         if enable_chunked_prefill is not None:
             options["enable_chunked_prefill"] = enable_chunked_prefill
-        self.llm, self.workers = None, []
+        self.llm, self.workers, self.max_model_len = None, [], max_model_len
         if data_parallel_size <= 1:
             self.llm = _load(str(model), options)
             return
@@ -131,6 +131,7 @@ class VLLMEngine:
                  on_done: Arrived | None = None) -> list[str]:
         """`on_done` hears of a call's completions when vLLM returns them: all at once, or a worker's shard at
         a time."""
+        self.check_fits(prompts, sampling.max_new_tokens)
         seeds = request_seeds(seed, len(prompts), positions)
         done = on_done or (lambda idx, texts: None)
         if self.llm is not None:  # vLLM's own bar: prompts done, input and output tokens/s
@@ -148,6 +149,16 @@ class VLLMEngine:
         bar.update(len(prompts), sum(t for _, t in results))
         bar.close()
         return [text for text, _ in results]
+
+    def check_fits(self, prompts: list[list[int]], max_new_tokens: int) -> None:
+        """vLLM stops a sequence at max_model_len tokens, prompt included, without a word: a completion cut
+        there would be scored as if the model had stopped. So a call whose longest prompt plus its token budget
+        does not fit stops here, with the key to raise."""
+        longest = max((len(p) for p in prompts), default=0)
+        if self.max_model_len and longest + max_new_tokens > self.max_model_len:
+            raise EngineError(f"generation.options.max_model_len={self.max_model_len} cannot hold a prompt of "
+                              f"{longest} tokens and {max_new_tokens} new ones: raise it (the model's own limit is "
+                              "the most it takes) or lower the suite's max_new_tokens")
 
     def close(self) -> None:
         """Frees the engine (and its GPU or CPU memory) now, not at garbage collection."""
