@@ -50,7 +50,10 @@ def config_of(model: str) -> str:
     if where.exists():
         for file in sorted(MODEL_CONFIGS.glob("*.yaml")):
             path = OmegaConf.load(file).get("path")
-            if isinstance(path, str) and path != "???" and Path(path).expanduser().resolve() == where.resolve():
+            if not isinstance(path, str) or path == "???":
+                continue
+            # a relative path in conf/model is relative to where one runs: from the repository root, or here
+            if where.resolve() in {Path(path).expanduser().resolve(), (MODEL_CONFIGS.parents[1] / path).resolve()}:
                 return file.stem
     return "hf"
 

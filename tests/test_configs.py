@@ -92,3 +92,14 @@ def test_not_spot_loss_configs_carry_their_weight(name, weight):
     assert objective.fn is getattr(losses, name) and objective.weight == weight and objective.beta == 0.1
     assert build(moved.loss, "loss").weight == 3
     assert default.method_name == name and default.data.path.endswith("pairs.jsonl")
+
+
+@pytest.mark.parametrize("model, pref, sft", [("toy", 1e-4, 5e-4), ("hf", 1e-6, 5e-6), ("smollm2", 1e-6, 5e-6)])
+def test_the_learning_rate_comes_from_the_model_config(model, pref, sft):
+    """The toy's 1e-4 is 100x the paper's rate: a real model must not get it without a word."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        for method, lr in (("bco", pref), ("dpo", pref), ("sft_plus", sft), ("rft", sft)):
+            cfg = compose(config_name="train", overrides=[f"model={model}", "model.path=m", f"method={method}"])
+            assert cfg.optim.lr == lr, (model, method)
+        assert compose(config_name="train", overrides=[f"model={model}", "model.path=m", "pref_lr=3e-5"]).optim.lr \
+            == 3e-5

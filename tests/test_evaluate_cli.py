@@ -126,7 +126,7 @@ def test_kl_is_zero_against_itself_and_positive_against_a_sharper_reference(micr
     assert kl["token"] == pytest.approx(kl["sequence"] / kl["mean_tokens"])
 
 
-def test_model_shorthand_keeps_config_names_and_gives_other_models_their_config(monkeypatch):
+def test_model_shorthand_keeps_config_names_and_gives_other_models_their_config(monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)
     spec = importlib.util.spec_from_file_location("evaluate_entry", ROOT / "evaluate.py")
     entry = importlib.util.module_from_spec(spec)
@@ -138,4 +138,6 @@ def test_model_shorthand_keeps_config_names_and_gives_other_models_their_config(
     assert entry.model_shorthand(["model=run/last.ckpt", "model.dtype=bfloat16"]) == [
         "model=hf", "model.path=run/last.ckpt", "model.dtype=bfloat16"]
     # ...unless a conf/model/ file names that directory: the toy base keeps the toy world's format and suites
+    assert entry.model_shorthand([f"model={ROOT / 'assets/toy-base'}"])[0] == "model=toy"
+    monkeypatch.chdir(tmp_path)  # and from any other directory (the engine tests run there)
     assert entry.model_shorthand([f"model={ROOT / 'assets/toy-base'}"])[0] == "model=toy"
