@@ -18,10 +18,10 @@ prefix once, no padding between sequences). TRL runs its defaults: a live refere
 precompute_ref_log_probs, and TRL with its shipped defaults (bf16 autocast and gradient checkpointing, which the
 float32 comparison rows turn off), to show where the time goes.
 
-Data: real GSM8K problems (assets/gsm8k, the repository's slice), the reference solution as chosen and a model's wrong solution
-as rejected, cut to --max-chars per answer; the models use a character tokenizer (one token per character), the
-152k-vocabulary model the same characters padded with unused entries to Qwen's 151,936 (the LM head, not the
-text, is what makes that model's memory and time).
+Data: real GSM8K problems (assets/gsm8k, the repository's slice), the reference solution as chosen and a model's
+wrong solution as rejected, cut to --max-chars per answer; the models use a character tokenizer (one token per
+character), the 152k-vocabulary model the same characters padded with unused entries to Qwen's 151,936 (the LM head,
+not the text, is what makes that model's memory and time).
 `--pairs data/toy/pairs.jsonl` trains on rectified pairs instead, the data SPoT is for: chosen and rejected share
 the policy's reasoning up to the first wrong step, which the `shared` layout computes once.
 """
