@@ -75,6 +75,10 @@ def test_chatter_wording_spacing_and_restated_results_are_kept_or_follow():
                      "So now she has 17 apples.\nStep 2: She gives away 3, so 17 -3 = 14.\n"
                      "Step 3: 14 + 20 = 34\n\nAnswer: 34 apples.\nI hope this helps!")
     assert ArithVerifier()(fixed, "34").correct
+    # a wrong result that is also a number of the problem may be the problem quoted: the prose keeps it
+    cites = "12 + 5 = 20\nThen she gives away 3, and later finds 20 more.\n20 - 3 = 17\n17 + 20 = 37\nAnswer: 37"
+    assert surgical_edit(P, cites) == ("12 + 5 = 17\nThen she gives away 3, and later finds 20 more.\n17 - 3 = 14\n"
+                                       "14 + 20 = 34\nAnswer: 34")
 
 
 def test_the_models_symbols_markdown_and_operand_order_are_kept():

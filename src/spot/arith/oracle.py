@@ -3,10 +3,11 @@
 `rectify` reads the problem from its text and the model's calculations (`a op b = c`, anywhere in its lines,
 with `+ - * x × / ÷`), and rewrites only the characters that are wrong: the first wrong step (a wrong operator
 for the verb, a wrong operand, a wrong result) and every number that follows from it (later steps' operands
-and results, a restatement of a wrong result before the next step, "So she has 18 apples.", and the final
-`Answer:` number). Operands of + and * may come in either order. Everything else is kept: the model's wording,
-spacing, markdown, symbols and extra lines. Steps the model left out are written after its last one, in the
-prompt's format; a missing final statement is added as a last line `Answer: N`.
+and results, a restatement of a wrong result before the next step, "So she has 18 apples.", unless it is also
+one of the problem's numbers, and the final `Answer:` number). Operands of + and * may come in either order.
+Everything else is kept: the model's wording, spacing, markdown, symbols and extra lines. Steps the model left
+out are written after its last one, in the prompt's format; a missing final statement is added as a last line
+`Answer: N`.
 
 Text the edit cannot be sure of gives no pair: the reply is an error `unparseable:<why>`, counted by the
 pipeline as drop reason `oracle_error:unparseable:<why>` (spot.rectify.filtering), one of
@@ -87,9 +88,10 @@ def _calc_edits(m: re.Match, step: tuple[int, str, int, int], symbols: dict[str,
     return edits
 
 
-def _echo_edits(text: str, m: re.Match, c: int, end: int) -> list[Edit]:
-    """A wrong result restated in the text between its calculation and `end` follows the corrected one."""
-    if _value(m["c"]) == c:
+def _echo_edits(text: str, m: re.Match, c: int, end: int, quoted: set[int]) -> list[Edit]:
+    """A wrong result restated in the text between its calculation and `end` follows the corrected one; not when
+    it is also one of the problem's own numbers (`quoted`), which the text may be citing instead."""
+    if _value(m["c"]) in {c, *quoted}:
         return []
     return [(e.start(), e.end(), _format_like(e[0], c)) for e in _STANDALONE.finditer(text, m.end(), end)
             if _value(e[0]) == _value(m["c"])]
@@ -141,9 +143,9 @@ def surgical_edit(problem: Problem, text: str) -> str:
     ends = [m.start() for m in calcs[1:]] + [len(text)]
     if stmt is not None:
         ends = [stmt.start if m.end() <= stmt.start < end else end for m, end in zip(calcs, ends)]
-    edits = []
+    edits, quoted = [], {problem.start, *(n for _, n in problem.ops)}
     for m, step, end in zip(calcs, steps, ends):
-        edits += _calc_edits(m, step, symbols) + _echo_edits(text, m, step[3], end)
+        edits += _calc_edits(m, step, symbols) + _echo_edits(text, m, step[3], end, quoted)
     edits += _missing_edits(text, calcs, steps, stmt, symbols) + _answer_edits(text, stmt, problem.answer)
     return _apply(text, edits)
 
