@@ -161,3 +161,24 @@ def test_direct_solutions_are_right_and_in_another_style(name):
         reply = asyncio.run(ArithOracle().solve(p.prompt))
         assert check(reply.text, str(p.answer)).correct and reply.text.startswith("First, ")
         assert "=" not in reply.text and "Answer:" not in reply.text
+
+
+def test_rectify_pipeline_with_the_arith_world_counts_pairs_and_unparseable_drops(tmp_path):
+    """problems=arith, oracle=arith through spot.rectify.pipeline.run, with a scripted policy instead of a model."""
+    from spot.arith.problems import arith_items
+    from spot.rectify.pipeline import RectifyConfig, run
+
+    items = arith_items("L2", n=12)
+    problems = {it.prompt: draw for it, draw in zip(items, draw_problems("train", 12, 0, LEVELS["L2"]))}
+    rng = random.Random(0)
+
+    def policy(prompts: list[str], seed: int) -> list[str]:  # right, one slip, or words only, in turn
+        return [problems[p].solution() if k % 3 == 0 else slip(problems[p], rng) if k % 3 == 1 else "No idea."
+                for k, p in enumerate(prompts)]
+
+    report = run(items, policy, list, ArithVerifier(), ArithOracle(), RectifyConfig(out_dir=str(tmp_path),
+                 progress=False, gamma=1.0), {"samples": {}, "oracle": {}})
+    counts, drops = report["counts"], report["drops"]["rectify"]
+    assert (counts["correct"], counts["wrong"], counts["pairs"], counts["direct"]) == (4, 8, 4, 12)
+    assert drops == {"oracle_error:unparseable:no_steps": 4}
+    assert (tmp_path / "pairs.jsonl").read_text().count("\n") == counts["pairs"]
