@@ -1,6 +1,6 @@
 """The layout rules that keep the code readable (STYLE.md 13-14), checked on the source itself: no package of
-src/spot imports another in a circle, the toy world is a plugin nothing else imports, and every entry point
-reports user errors the same way."""
+src/spot imports another in a circle, the task worlds (toy, arith) are plugins nothing else imports, and every
+entry point reports user errors the same way."""
 
 import ast
 import re
@@ -71,7 +71,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_cycles_between_packages():
     graph = unit_graph()
-    assert {"spot.evaluate", "spot.rectify", "spot.toy", "spot.speed", "spot.training"} <= set(graph)
+    assert {"spot.evaluate", "spot.rectify", "spot.toy", "spot.arith", "spot.speed", "spot.training"} <= set(graph)
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
@@ -81,9 +81,10 @@ def test_the_cycle_check_finds_a_planted_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
 
 
-def test_nothing_outside_the_toy_world_imports_it():
-    offenders = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if "toy" not in p.relative_to(SRC).parts
-                 and any(m == "spot.toy" or m.startswith("spot.toy.") for m in imports_of(p))]
+@pytest.mark.parametrize("world", ["toy", "arith"])
+def test_nothing_outside_a_task_world_imports_it(world):
+    offenders = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if world not in p.relative_to(SRC).parts
+                 and any(m == f"spot.{world}" or m.startswith(f"spot.{world}.") for m in imports_of(p))]
     assert offenders == []
 
 
