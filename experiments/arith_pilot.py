@@ -1,0 +1,131 @@
+"""Choose the arith world's in-domain level on the base model alone, before any post-training (issue 22).
+
+    python experiments/arith_pilot.py --n 100 --out experiments/arith_pilot.json
+
+The protocol, fixed before the first run:
+- Base: SmolLM2-135M-Instruct as model=smollm2 prepares it (its chat template, prompt "{prompt}"), generation by
+  vllm_cpu (the CPU engine; greedy completions equal hf's on the toy base, README "Generation engines").
+- Items: for each level L1-L5, the first `--n` problems of the validation stream (arith_val's: never a test or
+  training story), each with its own level's budget (256 new tokens).
+- Greedy accuracy per level. Wrong greedy answers are then sampled `--samples` times at the paper's sampling
+  (temperature 0.7, top-p 0.8, top-k 20): a wrong answer is a **slip** when at least one sample is right (the
+  model can do that problem). And the arith Oracle (oracle=arith) is asked to edit each wrong greedy answer:
+  edited, or unparseable by reason; the edited share bounds the pair yield of rectify.py at that level.
+- The level chosen: the one whose greedy accuracy lies in [30%, 70%] and is nearest 50%; a tie goes to the lower
+  level. If none lies in the band, none is chosen and the table says so.
+Prints the table and writes it, with every completion, to `--out` (json). Nothing here trains a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LEVELS = ("L1", "L2", "L3", "L4", "L5")
+PAPER_SAMPLING = {"temperature": 0.7, "top_p": 0.8, "top_k": 20}
+
+
+def choose(accuracy: dict[str, float], low: float = 0.30, high: float = 0.70) -> str | None:
+    """The level in [low, high] nearest the middle; the lower level on a tie; None if no level is in the band."""
+    inside = [lv for lv in LEVELS if lv in accuracy and low <= accuracy[lv] <= high]
+    return min(inside, key=lambda lv: (abs(accuracy[lv] - (low + high) / 2), LEVELS.index(lv)), default=None)
+
+
+def oracle_view(problems: list[str], answers: list[str]) -> Counter:
+    """How the arith Oracle takes each wrong answer: "edited", or its error (unparseable:<why>)."""
+    from spot.arith.oracle import ArithOracle
+
+    oracle = ArithOracle()
+
+    async def all_replies():
+        return [await oracle.rectify(p, a) for p, a in zip(problems, answers)]
+
+    return Counter("edited" if r.text is not None else (r.error or "error").split(" ")[0]
+                   for r in asyncio.run(all_replies()))
+
+
+def engine_and_chat(max_model_len: int):
+    from hydra import compose, initialize_config_dir
+
+    from spot.chat import ChatFormat
+    from spot.cli import engine_of
+    from spot.gguf import convert
+    from spot.models import load_tokenizer
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="evaluate", overrides=["model=smollm2", "generation=vllm_cpu",
+                                                         f"generation.options.max_model_len={max_model_len}"])
+    path = str(convert(cfg.model.gguf, ROOT / cfg.model.path))
+    tokenizer = load_tokenizer(path)
+    chat = ChatFormat(tokenizer, cfg.model.enable_thinking, cfg.model.problem_template)
+    return engine_of(cfg.generation).open(path, tokenizer), chat, path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=100, help="validation problems per level")
+    ap.add_argument("--samples", type=int, default=4, help="samples of each wrong greedy answer (slip test)")
+    ap.add_argument("--levels", default=",".join(LEVELS))
+    ap.add_argument("--max-model-len", type=int, default=640)
+    ap.add_argument("--out", type=Path, default=ROOT / "experiments" / "arith_pilot.json")
+    a = ap.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from spot.arith.suites import arith_suite
+    from spot.evaluate.scoring import score_model
+    from spot.generation import Sampling
+
+    engine, chat, model_path = engine_and_chat(a.max_model_len)
+    t0, rows, completions = time.time(), [], {}
+    try:
+        for level in a.levels.split(","):
+            suite = replace(arith_suite("val", a.n, level), name=f"arith_val_{level}")
+            greedy = score_model(engine, chat, [suite], Sampling(max_new_tokens=suite.max_new_tokens), seed=0,
+                                 progress=False)
+            wrong = [r for r in greedy.records if not r["correct"]]
+            slips = 0
+            if wrong:
+                again = replace(suite, prompts=[r["prompt"] for r in wrong], answers=[r["answer"] for r in wrong],
+                                meta=None, n_samples=a.samples)
+                sampled = score_model(engine, chat, [again], Sampling(max_new_tokens=suite.max_new_tokens,
+                                                                      **PAPER_SAMPLING), seed=1, progress=False)
+                right = Counter(r["question"] for r in sampled.records if r["correct"])
+                slips = sum(1 for q in range(len(wrong)) if right[q] > 0)
+            view = oracle_view([r["prompt"] for r in wrong], [r["completion"] for r in wrong])
+            rows.append({"level": level, "n": a.n, "greedy_accuracy": round(1 - len(wrong) / a.n, 3),
+                         "wrong": len(wrong), "slips": slips, "slip_share": round(slips / len(wrong), 3) if wrong
+                         else None, "oracle": dict(view), "seconds": round(time.time() - t0, 1)})
+            completions[level] = [{k: r[k] for k in ("prompt", "answer", "completion", "correct")}
+                                  for r in greedy.records]
+            print(json.dumps(rows[-1]), flush=True)
+    finally:
+        engine.close()
+    chosen = choose({r["level"]: r["greedy_accuracy"] for r in rows})
+    print(table(rows, chosen))
+    a.out.write_text(json.dumps({"protocol": __doc__.split("The protocol")[1].split("Prints")[0].strip(),
+                                 "model": model_path, "rows": rows, "chosen": chosen,
+                                 "completions": completions}, indent=1) + "\n")
+    print(f"wrote {a.out}", file=sys.stderr)
+
+
+def table(rows: list[dict], chosen: str | None) -> str:
+    lines = ["| level | greedy accuracy | wrong | slips (right on 1 of the samples) | Oracle: edited / unparseable |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        edited = r["oracle"].get("edited", 0)
+        slip = f"{r['slips']} ({r['slip_share']:.0%})" if r["wrong"] else "-"
+        lines.append(f"| {r['level']} | {r['greedy_accuracy']:.1%} | {r['wrong']} | {slip} | "
+                     f"{edited} / {r['wrong'] - edited} |")
+    lines.append(f"\nchosen: {chosen or 'none (no level in 30-70%)'}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
