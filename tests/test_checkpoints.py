@@ -42,6 +42,14 @@ def test_a_full_disk_leaves_the_previous_checkpoint_whole_and_no_partial_file(tm
     assert torch.load(path, weights_only=False)["global_step"] == 2
 
 
+def test_the_temporary_file_of_a_save_killed_midway_is_removed_by_the_next_save(tmp_path):
+    path = tmp_path / "last.ckpt"
+    (tmp_path / ".last.ckpt.tmp-4242").write_bytes(b"half of an earlier run's checkpoint")
+    (tmp_path / ".epoch=0-step=6.ckpt.tmp-4242").write_bytes(b"another file's: kept until that file is saved")
+    AtomicCheckpointIO().save_checkpoint({"global_step": 8}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".epoch=0-step=6.ckpt.tmp-4242", "last.ckpt"]
+
+
 def test_a_checkpoint_write_touches_nothing_in_tmpdir(tmp_path, monkeypatch):
     """Lightning's default IO stages the whole file in $TMPDIR (a 5 MB $TMPDIR stopped a run with 74 GB free
     where the checkpoint goes); this one writes only beside the target."""

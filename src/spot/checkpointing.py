@@ -63,6 +63,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
+        for stale in path.parent.glob(f".{path.name}.tmp-*"):  # half-written by a run killed mid-save
+            if stale.name != f".{path.name}.tmp-{os.getpid()}":
+                stale.unlink(missing_ok=True)  # (up to a whole checkpoint's size: ~100 GB at 8B)
         try:
             with atomic_output(path, "wb") as f:
                 torch.save(checkpoint, f)
