@@ -1,19 +1,24 @@
 """Choose the arith world's in-domain level on the base model alone, before any post-training (issue 22).
 
-    python experiments/arith_pilot.py --n 100 --out experiments/arith_pilot.json
+    python experiments/arith_pilot.py --n 60 --instruction example --out experiments/arith_pilot/example.json
+    python experiments/arith_pilot.py --n 60 --instruction plain --levels L1,L2,L3 \
+        --out experiments/arith_pilot/plain.json
 
 The protocol, fixed before the first run:
 - Base: SmolLM2-135M-Instruct as model=smollm2 prepares it (its chat template, prompt "{prompt}"), generation by
   vllm_cpu (the CPU engine; greedy completions equal hf's on the toy base, README "Generation engines").
 - Items: for each level L1-L5, the first `--n` problems of the validation stream (arith_val's: never a test or
-  training story), each with its own level's budget (256 new tokens).
+  training story), each with its own level's budget (256 new tokens), told in the prompt with one of the step
+  instructions (`--instruction`, spot.arith.tasks.INSTRUCTIONS).
 - Greedy accuracy per level. Wrong greedy answers are then sampled `--samples` times at the paper's sampling
   (temperature 0.7, top-p 0.8, top-k 20): a wrong answer is a **slip** when at least one sample is right (the
   model can do that problem). And the arith Oracle (oracle=arith) is asked to edit each wrong greedy answer:
   edited, or unparseable by reason; the edited share bounds the pair yield of rectify.py at that level.
 - The level chosen: the one whose greedy accuracy lies in [30%, 70%] and is nearest 50%; a tie goes to the lower
-  level. If none lies in the band, none is chosen and the table says so.
-Prints the table and writes it, with every completion, to `--out` (json). Nothing here trains a model.
+  level. If none lies in the band, none is chosen and the table says so. Across instructions, the same rule over
+  every (instruction, level) run; a tie goes to "example", the instruction the world was written with.
+Prints the table and writes it, with every greedy completion (in the validation stream's order), to `--out`
+(json). Nothing here trains a model.
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100, help="validation problems per level")
     ap.add_argument("--samples", type=int, default=4, help="samples of each wrong greedy answer (slip test)")
     ap.add_argument("--levels", default=",".join(LEVELS))
+    ap.add_argument("--instruction", default="example", help="spot.arith.tasks.INSTRUCTIONS: example | plain")
     ap.add_argument("--max-model-len", type=int, default=640)
     ap.add_argument("--out", type=Path, default=ROOT / "experiments" / "arith_pilot.json")
     a = ap.parse_args()
@@ -86,7 +92,7 @@ def main() -> None:
     t0, rows, completions = time.time(), [], {}
     try:
         for level in a.levels.split(","):
-            suite = replace(arith_suite("val", a.n, level), name=f"arith_val_{level}")
+            suite = replace(arith_suite("val", a.n, level, instruction=a.instruction), name=f"arith_val_{level}")
             greedy = score_model(engine, chat, [suite], Sampling(max_new_tokens=suite.max_new_tokens), seed=0,
                                  progress=False)
             wrong = [r for r in greedy.records if not r["correct"]]
@@ -99,11 +105,11 @@ def main() -> None:
                 right = Counter(r["question"] for r in sampled.records if r["correct"])
                 slips = sum(1 for q in range(len(wrong)) if right[q] > 0)
             view = oracle_view([r["prompt"] for r in wrong], [r["completion"] for r in wrong])
-            rows.append({"level": level, "n": a.n, "greedy_accuracy": round(1 - len(wrong) / a.n, 3),
+            rows.append({"level": level, "instruction": a.instruction, "n": a.n,
+                         "greedy_accuracy": round(1 - len(wrong) / a.n, 3),
                          "wrong": len(wrong), "slips": slips, "slip_share": round(slips / len(wrong), 3) if wrong
                          else None, "oracle": dict(view), "seconds": round(time.time() - t0, 1)})
-            completions[level] = [{k: r[k] for k in ("prompt", "answer", "completion", "correct")}
-                                  for r in greedy.records]
+            completions[level] = [r["completion"] for r in greedy.records]
             print(json.dumps(rows[-1]), flush=True)
     finally:
         engine.close()

@@ -195,14 +195,32 @@ def test_checker_needs_the_exact_integer():
     assert not check("Answer: 140", "1400").correct and not check("Answer: 14", "-14").correct
 
 
-def test_default_level_is_the_same_in_every_arith_config():
+def test_default_level_and_instruction_are_the_same_in_every_arith_config():
     problems = yaml.safe_load((CONF / "problems" / "arith.yaml").read_text())
-    levels = {"problems": problems["level"], "source": problems["source"]["level"]}
+    chosen = {"problems": (problems["level"], problems["instruction"]),
+              "source": (problems["source"]["level"], problems["source"]["instruction"])}
     for name in ("arith_in_domain", "arith_val", "arith_ood"):
         text = (CONF / "eval" / f"{name}.yaml").read_text()
-        levels[name] = yaml.safe_load(text)["level"]
+        chosen[name] = tuple(yaml.safe_load(text)[k] for k in ("level", "instruction"))
         assert "chosen by the pilot" in text
-    assert levels.pop("source") == "${problems.level}" and set(levels.values()) == {"L2"}
+    assert chosen.pop("source") == ("${problems.level}", "${problems.instruction}")
+    assert set(chosen.values()) == {("L2", "example")}
+
+
+def test_the_instruction_variants_share_the_story_and_the_answer_line():
+    from spot.arith.tasks import INSTRUCTIONS as STEP_INSTRUCTIONS
+    from spot.arith.tasks import parse_problem
+
+    assert P.prompt == P.prompt_with("example")
+    plain = P.prompt_with("plain")
+    assert plain.startswith(P.text + "\n\n") and "Answer:" in plain
+    assert not any(ch.isdigit() for ch in STEP_INSTRUCTIONS["plain"])  # no example numbers to copy
+    assert parse_problem(plain) == parse_problem(P.prompt)  # the Oracle reads either
+    suite = arith_suite("val", 5, "L1", instruction="plain")
+    example = arith_suite("val", 5, "L1").prompts
+    assert suite.prompts == [p.replace(INSTRUCTION, STEP_INSTRUCTIONS["plain"]) for p in example]
+    with pytest.raises(ConfigError, match="instruction='fancy'"):
+        P.prompt_with("fancy")
 
 
 def test_configs_build_the_suites_and_problems_a_run_uses():

@@ -34,9 +34,10 @@ PARTS = {
 
 
 def arith_suite(part: str, n: int, level: str | Mapping, seed: int = 0, extra_steps: int = 2, n_samples: int = 1,
-                max_new_tokens: int | None = None) -> Suite:
+                max_new_tokens: int | None = None, instruction: str = "example") -> Suite:
     """One held-out suite: `part` in_domain, val or ood, `n` problems of `level` (a name of
-    spot.arith.tasks.LEVELS or a mapping of Level's fields); OOD chains are longer by 1 to `extra_steps`."""
+    spot.arith.tasks.LEVELS or a mapping of Level's fields); OOD chains are longer by 1 to `extra_steps`;
+    `instruction` names the prompt's step-format instruction (spot.arith.tasks.INSTRUCTIONS)."""
     if part not in PARTS:
         raise ConfigError(f"arith suite part={part!r}: use one of {', '.join(PARTS)}")
     name, group, split, budget = PARTS[part]
@@ -44,8 +45,8 @@ def arith_suite(part: str, n: int, level: str | Mapping, seed: int = 0, extra_st
     if part == "ood":
         spec = longer(spec, extra_steps)
     problems = draw_problems(split, n, seed, spec)
-    return Suite(name, group, [p.prompt for p in problems], [str(p.answer) for p in problems], ArithVerifier(),
-                 max_new_tokens=max_new_tokens or budget, n_samples=n_samples,
+    return Suite(name, group, [p.prompt_with(instruction) for p in problems], [str(p.answer) for p in problems],
+                 ArithVerifier(), max_new_tokens=max_new_tokens or budget, n_samples=n_samples,
                  meta=[{"level": label, "steps": len(p.ops)} for p in problems])
 
 

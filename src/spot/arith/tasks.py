@@ -29,9 +29,16 @@ from dataclasses import dataclass, replace
 
 from spot.errors import ConfigError
 
-# The prompt's own instruction: the arith prompt is self-contained (model.problem_template "{prompt}").
-INSTRUCTION = ("Solve it step by step. Write each step on its own line as one calculation, like 7 + 5 = 12.\n"
-               'On the last line, write "Answer:" and then the number.')
+# The prompt's own instruction: the arith prompt is self-contained (model.problem_template "{prompt}"). Which
+# one the world uses is chosen with its level by the pilot on the base model (README, "The arith world"):
+# "example" shows a step; "plain" shows none, since a small model may copy an example's numbers as a step.
+INSTRUCTIONS = {
+    "example": ("Solve it step by step. Write each step on its own line as one calculation, like 7 + 5 = 12.\n"
+                'On the last line, write "Answer:" and then the number.'),
+    "plain": ('Solve it step by step, with one calculation on each line.\nOn the last line, write "Answer:" and '
+              "then the number."),
+}
+INSTRUCTION = INSTRUCTIONS["example"]
 
 NAMES = {"Maya": "She", "Tom": "He", "Lena": "She", "Omar": "He", "Priya": "She", "Ben": "He", "Sofia": "She",
          "Leo": "He", "Nina": "She", "Jack": "He", "Emma": "She", "Ravi": "He", "Grace": "She", "Felix": "He",
@@ -158,7 +165,12 @@ class Problem:
     @property
     def prompt(self) -> str:
         """What the model is asked: the story, then the instruction for the step format."""
-        return f"{self.text}\n\n{INSTRUCTION}"
+        return self.prompt_with("example")
+
+    def prompt_with(self, instruction: str) -> str:
+        if instruction not in INSTRUCTIONS:
+            raise ConfigError(f"arith instruction={instruction!r}: use one of {', '.join(INSTRUCTIONS)}")
+        return f"{self.text}\n\n{INSTRUCTIONS[instruction]}"
 
     def solution(self) -> str:
         """The format the prompt asks for: one `a op b = c` line per step, then `Answer: N`."""
