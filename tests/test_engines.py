@@ -225,3 +225,23 @@ def test_vllm_refuses_a_budget_its_max_model_len_would_cut_short():
     with pytest.raises(EngineError, match=r"^generation.options.max_model_len=320 cannot hold a prompt of 200 "
                                           r"tokens and 1024 new ones"):
         engine.complete([[1] * 100, [1] * 200], Sampling(max_new_tokens=1024))
+
+
+def test_the_hf_engine_shows_progress_inside_a_batch(monkeypatch, capsys):
+    """A real model's batch of 1,024-token answers ran 27 minutes without a line: now every generated position
+    may show one (here every one, SPOT_PROGRESS_EVERY_S=0, off a terminal), before the batch ends."""
+    from spot.chat import ChatFormat
+    from spot.engines.hf import HFEngine
+    from spot.generation import Sampling, generate
+    from spot.models import load_model, load_tokenizer
+    from spot.toy.suites import toy_test_problems
+
+    monkeypatch.setenv("SPOT_PROGRESS_EVERY_S", "0")
+    monkeypatch.setattr("spot.progress.on_terminal", lambda: False)
+    tok = load_tokenizer(str(TOY_BASE))
+    (answer,) = generate(HFEngine(load_model(str(TOY_BASE), "float32"), tok), ChatFormat(tok, None, "{prompt}"),
+                         [toy_test_problems(1)[0].text], Sampling(max_new_tokens=48), desc="gen")
+    lines = capsys.readouterr().err.splitlines()
+    during = [line for line in lines if line.startswith("[gen] 0/1 prompts")]  # the batch not yet done
+    assert len(answer) >= 10 and len(during) >= 10, lines
+    assert lines[-1].startswith("[gen] 1/1 prompts")

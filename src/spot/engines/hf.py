@@ -11,6 +11,23 @@ import torch
 from spot.engines.base import Arrived, TokenRate
 
 
+class _Beat:
+    """A transformers streamer that only counts: generate() calls `put` with the prompts, then once per new
+    position; each position adds a token per row still generating (rows that ended are counted too: an upper
+    bound until the batch ends and its real count replaces it)."""
+
+    def __init__(self, bar: TokenRate, rows: int):
+        self.bar, self.rows, self.prompts_seen = bar, rows, False
+
+    def put(self, value) -> None:
+        if self.prompts_seen:
+            self.bar.beat(self.rows)
+        self.prompts_seen = True
+
+    def end(self) -> None:
+        pass
+
+
 class HFEngine:
     name = "hf"
     loads_from_disk = False
@@ -60,6 +77,7 @@ class HFEngine:
                 top_k=None if greedy else (sampling.top_k or None),
                 pad_token_id=tok.pad_token_id,
                 eos_token_id=tok.eos_token_id,
+                streamer=_Beat(bar, len(idx)) if progress else None,
             )[:, width:]
             for row, i in enumerate(idx):
                 out[i] = tok.decode(new[row], skip_special_tokens=True)
