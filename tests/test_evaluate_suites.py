@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from spot.answers import MathVerifier
+from spot.answers import MathVerifier, exact_match
 from spot.chat import ChatFormat
 from spot.errors import ConfigError, DataError
 from spot.evaluate import scoring as runner
@@ -212,3 +212,17 @@ def test_ifeval_uses_lm_eval_checks(tmp_path):
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "p", "instruction_id_list": ["no:such"], "kwargs": [{}]}])
     with pytest.raises(DataError, match=rf"{bad}:1: unknown instructions \['no:such'\]"):
         ifeval_suite("ifeval", str(bad))
+
+
+def test_completions_that_cover_only_the_first_problems_name_eval_limit():
+    from dataclasses import replace
+
+    from spot.evaluate.scoring import score_completions
+
+    suite = Suite("s", "in_domain", ["1+1?", "2+2?", "3+3?"], ["2", "4", "6"], lambda c, a: exact_match(c, a))
+    rows = [("f.jsonl:1", {"prompt": "1+1?", "completion": "2"}), ("f.jsonl:2", {"prompt": "2+2?", "completion": "5"})]
+    with pytest.raises(DataError, match=r"^suite s: no completion for its problem 3 of 3, '3\+3\?': a file that "
+                                        r"covers only the first N problems is scored with eval.limit=N$"):
+        score_completions(rows, [suite])
+    first_two = replace(suite, prompts=suite.prompts[:2], answers=suite.answers[:2])  # what eval.limit=2 scores
+    assert score_completions(rows, [first_two]).as_dict()["suites"] == {"s": 0.5}

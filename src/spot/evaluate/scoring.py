@@ -113,7 +113,9 @@ def score_completions(rows: list[tuple[str, dict]], suites: list[Suite]) -> Scor
         counts = {len(by_prompt.get(p, [])) for p in suite.prompts}
         missing = next((p for p in suite.prompts if p not in by_prompt), None)
         if missing is not None:
-            raise DataError(f"suite {suite.name}: no completion for the problem {missing[:80]!r}")
+            raise DataError(f"suite {suite.name}: no completion for its problem {suite.prompts.index(missing) + 1} "
+                            f"of {len(suite.prompts)}, {missing[:60]!r}: a file that covers only the first N "
+                            f"problems is scored with eval.limit=N")
         if len(counts) != 1:
             raise DataError(f"suite {suite.name}: problems have different numbers of completions {sorted(counts)}")
         n = counts.pop()
