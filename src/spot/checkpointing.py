@@ -19,7 +19,6 @@ ranks stop at the same step. A second signal exits at once (the checkpoints on d
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import sys
@@ -29,7 +28,7 @@ import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from spot.errors import DiskFull, UserError
+from spot.errors import DiskFull, Stopped, UserError
 from spot.rows import atomic_output
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -37,22 +36,6 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class CheckpointWriteError(UserError):
     """A checkpoint that could not be written (full disk, no permission); nothing partial was left."""
-
-
-class Interrupted(UserError):
-    """A run stopped by a signal after saving a checkpoint; exits 128 + the signal's number, as a shell does."""
-
-    prefix = "stopped"
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.exit_status = 128 + signum
-
-
-def describe_os_error(error: Exception) -> str:
-    if isinstance(error, DiskFull) or getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
-        return "the disk is full"
-    return getattr(error, "strerror", None) or type(error).__name__
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -71,8 +54,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 torch.save(checkpoint, f)
         except (OSError, DiskFull) as e:
             kept = sorted(p.name for p in path.parent.glob("*.ckpt"))
+            # a full disk is DiskFull by now (spot.rows.atomic_output); other OSErrors say what they are
+            reason = "the disk is full" if isinstance(e, DiskFull) else e.strerror or type(e).__name__
             raise CheckpointWriteError(
-                f"checkpoint {path} not written: {describe_os_error(e)}; nothing partial was left, and the "
+                f"checkpoint {path} not written: {reason}; nothing partial was left, and the "
                 f"checkpoints already there are intact ({', '.join(kept) or 'none yet'})") from e
 
 
@@ -124,7 +109,7 @@ class SaveOnSignal(L.Callback):
         trainer.save_checkpoint(self.path)
         self._restore()
         name = signal.Signals(self.signum or signal.SIGTERM).name
-        raise Interrupted(f"{name} at step {trainer.global_step} (epoch {trainer.current_epoch}): saved {self.path}; "
+        raise Stopped(f"{name} at step {trainer.global_step} (epoch {trainer.current_epoch}): saved {self.path}; "
                           f"resume with ckpt_path={self.path}", self.signum or signal.SIGTERM)
 
     def on_train_end(self, trainer, pl_module) -> None:

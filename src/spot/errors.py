@@ -28,6 +28,17 @@ class DataError(UserError):
     """A data file or row that cannot be used; the message names the file, line and field."""
 
 
+class Stopped(UserError):
+    """A job stopped by SIGINT or SIGTERM after keeping what it had (a checkpoint, the replies in flight): it
+    says "stopped: ..." and exits 128 + the signal's number, as a shell reports a signalled process."""
+
+    prefix = "stopped"
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_status = 128 + signum
+
+
 class DiskFull(UserError):
     """A write that failed for want of space (a full disk or an exhausted quota); the message names the file."""
 

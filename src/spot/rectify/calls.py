@@ -32,7 +32,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
-from spot.errors import UserError
+from spot.errors import Stopped, UserError
 from spot.progress import Progress
 from spot.rectify.journal import Journal
 from spot.rectify.oracles.base import WIRE_LOG, Oracle, OracleReply
@@ -100,6 +100,10 @@ async def _ask(oracle: Oracle, req: Request) -> OracleReply:
 
 class OracleStopped(UserError):
     """The Oracle stage stopped before its end; the message says why and what became of the calls in flight."""
+
+
+class OracleInterrupted(Stopped, OracleStopped):
+    """The Oracle stage stopped by SIGINT or SIGTERM: reported as every signalled stop is (spot.errors.Stopped)."""
 
 
 class _Stopping(Exception):
@@ -287,7 +291,5 @@ class _Stage:
                            "the rerun)")
         if failure is not None:
             return OracleStopped(f"{failure}; the Oracle stage stopped with {', '.join(settled)}")
-        stopped = OracleStopped(f"{self.signal}: the Oracle stage ended with {', '.join(settled)}; rerun the same "
-                                "command to resume")
-        stopped.prefix, stopped.exit_status = "stopped", 128 + signal.Signals[self.signal]  # as train.py's Ctrl-C
-        return stopped
+        return OracleInterrupted(f"{self.signal}: the Oracle stage ended with {', '.join(settled)}; rerun the "
+                                 "same command to resume", signal.Signals[self.signal])
