@@ -1,6 +1,8 @@
 """Callbacks for tests that stop a training run as the world does: a crash (SIGKILL, no cleanup) after a step or
 halfway through writing a checkpoint, a full disk during a checkpoint write, Ctrl-C or a preemption signal."""
 
+import errno
+import io
 import os
 import signal
 
@@ -16,59 +18,31 @@ class KillAfterStep(L.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _when_saving(step: int, action) -> None:
-    """Wraps torch.save so that writing the checkpoint of optimizer step `step` runs `action(obj, file)`."""
-    import torch
+class FailCheckpointWrite(L.Callback):
+    """Halfway through writing step `step`'s checkpoint (half its bytes flushed to the file), the process is
+    killed (`how: kill`, SIGKILL) or the disk fills up (`how: disk_full`, the write raises ENOSPC)."""
 
-    save = torch.save
-
-    def probed(obj, f, *args, **kwargs):
-        if isinstance(obj, dict) and obj.get("global_step") == step and hasattr(f, "write"):
-            return action(save, obj, f)
-        return save(obj, f, *args, **kwargs)
-
-    torch.save = probed
-
-
-def _half_written(save, obj, f) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    save(obj, buffer)
-    data = buffer.getvalue()
-    f.write(data[: len(data) // 2])
-    f.flush()
-    return data
-
-
-class KillDuringCheckpointWrite(L.Callback):
-    """SIGKILL when half of step `step`'s checkpoint is written (flushed to the file)."""
-
-    def __init__(self, step: int):
-        self.step = step
+    def __init__(self, step: int, how: str):
+        assert how in ("kill", "disk_full"), how
+        self.step, self.how = step, how
 
     def on_train_start(self, trainer, pl_module) -> None:
-        def kill(save, obj, f):
-            _half_written(save, obj, f)
-            os.kill(os.getpid(), signal.SIGKILL)
+        import torch
 
-        _when_saving(self.step, kill)
+        save = torch.save
 
-
-class DiskFullAtCheckpoint(L.Callback):
-    """The disk fills up halfway through step `step`'s checkpoint: the write raises ENOSPC."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        def full(save, obj, f):
-            import errno
-
-            _half_written(save, obj, f)
+        def probed(obj, f, *args, **kwargs):
+            if not (isinstance(obj, dict) and obj.get("global_step") == self.step and hasattr(f, "write")):
+                return save(obj, f, *args, **kwargs)
+            buffer = io.BytesIO()
+            save(obj, buffer)
+            f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+            f.flush()
+            if self.how == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        _when_saving(self.step, full)
+        torch.save = probed
 
 
 class SignalAtStep(L.Callback):

@@ -200,7 +200,7 @@ def test_kill_9_while_a_checkpoint_is_written_with_tmpdir_on_another_file_system
         tmpdir.mkdir(exist_ok=True)
         env["TMPDIR"] = str(tmpdir)
         assert os.stat(tmpdir).st_dev != os.stat(cwd).st_dev  # two file systems, the case that lost a checkpoint
-    killed = train(cwd, *args, "hydra.run.dir=killed", probe("KillDuringCheckpointWrite", step=4), env=env)
+    killed = train(cwd, *args, "hydra.run.dir=killed", probe("FailCheckpointWrite", step=4, how="kill"), env=env)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     ckpts = cwd / "killed" / "checkpoints"
     assert sorted(p.name for p in ckpts.glob("*.ckpt")) == ["last.ckpt"] and step_of(ckpts / "last.ckpt") == 2
@@ -216,7 +216,7 @@ def test_a_full_disk_at_an_epoch_checkpoint_is_one_line_and_leaves_only_loadable
     truncated `epoch=1-step=12.ckpt` under a valid name."""
     cwd, args = clean
     proc = train(cwd, *args, "checkpoint.every_n_steps=null", "hydra.run.dir=full",
-                 probe("DiskFullAtCheckpoint", step=12))
+                 probe("FailCheckpointWrite", step=12, how="disk_full"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     line = proc.stderr.strip().splitlines()[-1]
     assert line.startswith("error: checkpoint ") and "the disk is full" in line and "intact" in line
