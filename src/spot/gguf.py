@@ -22,14 +22,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import logging
 import os
 from pathlib import Path
 
 from spot.errors import UserError, exit_with
 from spot.rows import atomic_directory
 
-log = logging.getLogger(__name__)
 SOURCE_NOTE = "gguf_source.json"
 
 
@@ -83,8 +81,8 @@ def convert(spec: str, out_dir: str | Path, dtype: str = "float32") -> Path:
 
     from spot.models import DTYPES
 
-    log.info("converting %s to a model directory in %s (dequantised to %s)", path, out_dir, dtype)
-    print(f"preparing {out_dir} from {path} (once; about 30 s for 135M parameters)", flush=True)
+    print(f"preparing {out_dir} from {path}, dequantised to {dtype} (once; about 30 s for 135M parameters)",
+          flush=True)
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=DTYPES[dtype])
     # the weights are plain float tensors now; a model and config that still said "gguf" would refuse to save,

@@ -175,7 +175,7 @@ def commit_directory(target: str | Path) -> None:
     staging, old = staging_directory(target), target.with_name(f".{target.name}.old")
     for f in staging.rglob("*"):
         if f.is_file():
-            with f.open("rb+") as fh:
+            with f.open("rb") as fh:  # fsync needs no write access
                 os.fsync(fh.fileno())
     write_atomic(staging / COMPLETE, "")
     if target.exists():
