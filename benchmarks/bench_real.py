@@ -31,7 +31,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train import gsm8k_pairs  # noqa: E402  (this folder: the pairs the TRL comparison trains on too)
+
 ROWS = {
     "fp32": ["trainer.precision=32-true"],
     "bf16-mixed": ["trainer.precision=bf16-mixed"],
@@ -74,10 +76,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--loss-tol", type=float, default=0.02)
     a = ap.parse_args()
-    from micro_hf import gsm8k_pairs, write_jsonl
+    from spot.rows import write_jsonl
 
     work = Path(tempfile.mkdtemp(prefix="bench-real-"))
-    pairs = write_jsonl(work / "pairs.jsonl", gsm8k_pairs(a.steps * a.batch))
+    pairs = work / "pairs.jsonl"
+    write_jsonl(pairs, gsm8k_pairs(a.steps * a.batch, max_chars=4 * a.max_length))  # data.max_length cuts tokens
     results = [run_row(name, a, pairs, work) for name in a.rows.split(",")]
     base = next((r for r in results if r["row"] == "fp32" and "error" not in r), None)
     print(f"SmolLM2-135M-Instruct, BCO, {a.steps} steps of {a.batch} pairs (<= {a.max_length} tokens), "
