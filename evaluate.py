@@ -49,7 +49,8 @@ def config_of(model: str) -> str:
     where = Path(model).expanduser()
     if where.exists():
         for file in sorted(MODEL_CONFIGS.glob("*.yaml")):
-            path = OmegaConf.load(file).get("path")
+            node = OmegaConf.load(file)  # a model's own keys, or under model: in a _global_ one (model=smollm2)
+            path = node.get("path", OmegaConf.select(node, "model.path"))
             if not isinstance(path, str) or path == "???":
                 continue
             # a relative path in conf/model is relative to where one runs: from the repository root, or here
@@ -72,9 +73,10 @@ def run(cfg: DictConfig) -> dict:
     from spot.evaluate.evaluation import EvalPlan, evaluate_completions, evaluate_model, log_to_wandb
     from spot.evaluate.kl import KLSettings
     from spot.evaluate.table import describe_scoring
-    from spot.gguf import convert
+    from spot.gguf import prepare
 
     kl = KLSettings(**cfg.kl) if cfg.kl else None
+    kl_prompts = kl_prompts_of(cfg.eval) if kl else None
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.completions:  # generated elsewhere: score them, no model is loaded
@@ -82,19 +84,31 @@ def run(cfg: DictConfig) -> dict:
         print_summary(metrics, out_dir, f"scored completions made elsewhere; {len(suites)} suites")
         return metrics
 
-    if cfg.model.get("gguf"):  # a GGUF checkpoint (model=smollm2): its model directory, made once
-        convert(cfg.model.gguf, cfg.model.path)
+    prepare(cfg.model)  # a GGUF checkpoint (model=smollm2): its model directory, made once
     overridden = {o.split("=")[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
     fmt = {"enable_thinking": cfg.model.get("enable_thinking"), "problem_template": cfg.model.problem_template}
     trained_with = resolve_source(cfg.model.path).chat or {}  # a run's own prompt format
     fmt |= {k: v for k, v in trained_with.items() if f"model.{k}" not in overridden}
     plan = EvalPlan(model=cfg.model.path, base=cfg.base, dtype=cfg.model.dtype, seed=cfg.seed, device=cfg.device,
-                    sampling=sampling, kl=kl, progress=cfg.eval.progress, **fmt)
+                    sampling=sampling, kl=kl, kl_prompts=kl_prompts, progress=cfg.eval.progress, **fmt)
     metrics = evaluate_model(plan, suites, out_dir, engine)
     log_to_wandb(metrics, out_dir, config=OmegaConf.to_container(cfg, resolve=True),
                  **OmegaConf.to_container(cfg.wandb, resolve=True))
     print_summary(metrics, out_dir, describe_scoring(sampling, suites))
     return metrics
+
+
+def kl_prompts_of(eval_cfg: DictConfig) -> tuple[str, ...] | None:
+    """The KL's own prompts (eval.kl_prompts, a _target_ giving raw prompts), checked before a model loads."""
+    from spot.cli import build
+    from spot.errors import ConfigError
+
+    if not eval_cfg.get("kl_prompts"):
+        return None
+    prompts = build(eval_cfg.kl_prompts, "eval.kl_prompts")
+    if isinstance(prompts, str) or not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
+        raise ConfigError("eval.kl_prompts: must give a non-empty list of non-empty prompt strings")
+    return tuple(prompts)
 
 
 def print_summary(metrics: dict, out_dir: Path, caption: str) -> None:
@@ -112,7 +126,7 @@ def print_summary(metrics: dict, out_dir: Path, caption: str) -> None:
         print(f"{name:<24} {d['metric']:>8} {100 * d['accuracy']:7.1f} {b}")
     if "kl" in metrics:
         print(f"KL(policy || base): {metrics['kl']['token']:.4f} per token, {metrics['kl']['sequence']:.3f} "
-              "per sequence")
+              f"per sequence, on {metrics['kl']['n_samples']} samples of {metrics['kl']['prompts']}")
     print(describe_outputs(out_dir))
 
 

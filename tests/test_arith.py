@@ -90,7 +90,8 @@ def _check_level(p: Problem, spec: Level) -> None:
 
 
 # the table of README "The arith world (real models)": steps, values up to, +/- operand up to, operations, factors
-STATED = {"L1": ((1, 1), 20, 10, "+-", 10), "L2": ((2, 2), 50, 20, "+-", 10), "L3": ((2, 3), 100, 30, "+-*", 10),
+STATED = {"L0": ((1, 1), 10, 5, "+-", 10), "L1": ((1, 1), 20, 10, "+-", 10),
+          "L2": ((2, 2), 50, 20, "+-", 10), "L3": ((2, 3), 100, 30, "+-*", 10),
           "L4": ((3, 4), 200, 50, "+-*/", 10), "L5": ((4, 6), 500, 100, "+-*/", 12)}
 
 
@@ -118,7 +119,7 @@ def test_levels_grow_in_difficulty_and_bad_specs_are_refused():
     assert [s.max_value for s in specs] == sorted(s.max_value for s in specs) and specs[0].max_steps == 1
     label, spec = level_of({"min_steps": 1, "max_steps": 2, "max_value": 30, "max_operand": 9, "ops": ["+", "/"]})
     assert label == "custom" and spec.ops == ("+", "/")
-    with pytest.raises(ConfigError, match="use one of L1, L2, L3, L4, L5"):
+    with pytest.raises(ConfigError, match="use one of L0, L1, L2, L3, L4, L5"):
         level_of("L9")
     with pytest.raises(ConfigError, match="unknown field 'steps'"):
         level_of({"steps": 3})
@@ -238,6 +239,28 @@ def test_configs_build_the_suites_and_problems_a_run_uses():
     assert {m["steps"] for m in suites["arith_ood"].meta} == {5, 6} and suites["arith_ood"].max_new_tokens == 384
     items = build(rect.problems.source, "problems.source")
     assert len(items) == 1000 and items[:3] == arith_items("L3", 3) and rect.out_dir == "data/arith"
+
+
+def test_eval_arith_measures_the_kl_on_its_non_math_chat_prompts(monkeypatch):
+    """eval=arith's KL to the base samples the 60 everyday chat prompts, not its math suites (evaluate.py); a
+    kl_prompts that gives no prompts is named by its key before a model loads."""
+    import importlib.util
+
+    from hydra import compose, initialize_config_dir
+
+    from spot.errors import ConfigError
+
+    spec = importlib.util.spec_from_file_location("evaluate_entry", CONF.parent / "evaluate.py")
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        arith = compose(config_name="evaluate", overrides=["model=smollm2", "eval=[arith,arith_val]"])
+        toy = compose(config_name="evaluate")
+        empty = compose(config_name="evaluate", overrides=["eval.kl_prompts={_target_:builtins.list}"])
+    assert entry.kl_prompts_of(arith.eval) == tuple(kl_prompts()) and len(kl_prompts()) == 60
+    assert entry.kl_prompts_of(toy.eval) is None  # the suites' own prompts, as before
+    with pytest.raises(ConfigError, match="eval.kl_prompts: must give a non-empty list"):
+        entry.kl_prompts_of(empty.eval)
 
 
 # ----------------------------------------------------------------------------- prior probes

@@ -57,7 +57,7 @@ def test_trained_run_against_its_base(toy_sweep, tmp_path, micro_model_dir):  # 
     evaluate(tmp_path, f"model={toy_sweep / '6_bco'}", "eval=[toy_in_domain,toy_prior]",
              "eval.suites.toy_in_domain.n=2", "eval.suites.toy_prior.n=1", "eval.max_new_tokens=4",
              "kl.n_prompts=2", "kl.max_new_tokens=4", "eval.progress=false",
-             "hydra.run.dir=out")
+             "eval.kl_prompts={_target_:spot.arith.prior.kl_prompts}", "hydra.run.dir=out")
     out = tmp_path / "out"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["run"]["method"] == "bco" and metrics["run"]["kind"] == "run"
@@ -67,6 +67,7 @@ def test_trained_run_against_its_base(toy_sweep, tmp_path, micro_model_dir):  # 
     assert metrics["delta"]["forgetting"] == pytest.approx(
         metrics["base"]["groups"]["prior"] - metrics["trained"]["groups"]["prior"])
     assert metrics["kl"]["n_samples"] == 2 and {"token", "sequence"} <= set(metrics["kl"])
+    assert metrics["kl"]["prompts"] == "eval.kl_prompts"  # the 60 chat prompts' first 2, not the suites'
     assert len(read_jsonl(out / "samples.jsonl")) == len(read_jsonl(out / "base_samples.jsonl")) == 5
     assert list((out / "wandb").glob("offline-run-*")), "W&B offline run missing"
 

@@ -38,6 +38,7 @@ class EvalPlan:
     sampling: Sampling = field(default_factory=Sampling)
     seed: int = 0
     kl: KLSettings | None = field(default_factory=KLSettings)  # None: no KL estimate
+    kl_prompts: tuple[str, ...] | None = None  # the KL's raw prompts; None: spread over the suites' prompts
     device: str = "auto"
     progress: bool = True
     enable_thinking: bool | None = None
@@ -139,9 +140,11 @@ def evaluate_model(plan: EvalPlan, suites: list[Suite], out_dir: Path, engine: E
         write_samples(out_dir / "base_samples.jsonl", scored.records, "base")
         base = {**scored.as_dict(), "model": base_spec}
         if plan.kl is not None and plan.kl.n_prompts > 0:  # log-probs need both models in memory
-            prompts = spread_prompts([s.prompts for s in suites], plan.kl.n_prompts)
+            prompts = list(plan.kl_prompts) if plan.kl_prompts else spread_prompts([s.prompts for s in suites],
+                                                                                   plan.kl.n_prompts)
             extra["kl"] = kl_to_reference(in_memory(source), in_memory(base_source), chat, prompts, plan.kl,
                                           seed=plan.seed, progress=plan.progress)
+            extra["kl"]["prompts"] = "eval.kl_prompts" if plan.kl_prompts else "the suites' prompts"
     memory.clear()
     metrics = assemble(run_info(source), suites, plan.sampling, plan.seed, trained.as_dict() if suites else None,
                        base, generation=engine.name, **extra)
