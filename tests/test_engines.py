@@ -194,6 +194,34 @@ def test_a_missing_vllm_names_the_pip_command(monkeypatch):
         EngineSpec("spot.engines.vllm_offline.VLLMEngine").check()
 
 
+def test_generation_cpu_is_vllm_where_installed_and_hf_otherwise_and_says_which(monkeypatch, capsys):
+    """model=smollm2's default engine (generation=cpu): vLLM on the CPU when vllm is installed, else transformers'
+    generate, one line on stderr saying which; generation=hf on the command line still wins."""
+    from hydra import compose, initialize_config_dir
+
+    from spot.cli import engine_of
+    from spot.engines import HF, vllm_offline
+
+    conf = str(Path(__file__).resolve().parents[1] / "conf")
+    with initialize_config_dir(config_dir=conf, version_base="1.3"):
+        chosen = {p: compose(config_name=p, overrides=["model=smollm2"]) for p in ("rectify", "train", "evaluate")}
+        named = compose(config_name="rectify", overrides=["model=smollm2", "generation=hf"])
+        toy = compose(config_name="rectify")
+    assert engine_of(named.generation) == HF and engine_of(toy.generation) == HF
+    real = importlib.util.find_spec
+    monkeypatch.setattr(vllm_offline.importlib.util, "find_spec", lambda name: object() if name == "vllm"
+                        else real(name))
+    capsys.readouterr()
+    for cfg in chosen.values():
+        spec = engine_of(cfg.generation)
+        assert spec.engine == "spot.engines.vllm_offline.VLLMEngine" and spec.options["max_model_len"] == 2048
+    assert capsys.readouterr().err.count("generation=cpu: vllm (installed") == 3
+    monkeypatch.setattr(vllm_offline.importlib.util, "find_spec", lambda name: None if name == "vllm"
+                        else real(name))
+    assert engine_of(chosen["rectify"].generation) == HF
+    assert "generation=cpu: hf (transformers' generate), since generation=vllm needs vLLM" in capsys.readouterr().err
+
+
 def test_completions_made_elsewhere_are_scored_with_the_suites_scorers(tmp_path):
     from spot.toy.suites import toy_test_problems
 

@@ -70,7 +70,8 @@ def engine_of(node: DictConfig):
     """The EngineSpec that generation= selects, checked now: a missing engine names its pip command before any
     model or data is loaded."""
     spec = build(node, "generation")
-    spec = replace(spec, options=OmegaConf.to_container(spec.options, resolve=True))  # plain values from here on
+    if OmegaConf.is_config(spec.options):  # plain values from here on
+        spec = replace(spec, options=OmegaConf.to_container(spec.options, resolve=True))
     spec.check()
     return spec
 

@@ -103,6 +103,25 @@ class OnFirstUse:
 HF = EngineSpec("spot.engines.hf.HFEngine")  # the default: transformers' generate in this process
 
 
+def installed_or_hf(engine: str, options: dict | None = None) -> EngineSpec:
+    """generation=cpu: `engine` (vLLM on the CPU) where its package is installed, else transformers' generate,
+    about 20x slower for a real model's long answers here (README "The arith world"). One line on stderr says
+    which, so that no run is slow without a word."""
+    import sys
+
+    spec = EngineSpec(engine, options if options is not None else {})
+    try:
+        check = getattr(spec.cls, "check_installed", None)
+        if check is not None:
+            check()
+    except EngineError as e:
+        print(f"generation=cpu: hf (transformers' generate), since {e}", file=sys.stderr, flush=True)
+        return HF
+    print(f"generation=cpu: {spec.name} (installed; generation=hf for transformers' generate)", file=sys.stderr,
+          flush=True)
+    return spec
+
+
 def request_seeds(seed: int, n: int, positions: list[int] | None = None) -> list[int]:
     """The seeds of a call's n prompts, from their positions in the whole request (default 0..n-1)."""
     return [request_seed(seed, i) for i in (range(n) if positions is None else positions)]
