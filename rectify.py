@@ -45,7 +45,7 @@ def shard(items: list, index: int, count: int) -> list:
 def rectify(cfg: DictConfig) -> dict:
     from spot.chat import ChatFormat
     from spot.cli import build, engine_of, sampling_of
-    from spot.gguf import convert
+    from spot.gguf import prepare
     from spot.models import load_tokenizer
     from spot.rectify.pipeline import Price, RectifyConfig, run
     from spot.rectify.sampling import PolicySampler
@@ -60,8 +60,7 @@ def rectify(cfg: DictConfig) -> dict:
     oracle = build(cfg.oracle.backend, "oracle.backend")  # early: a missing key must stop the run before sampling
     items = shard(build(cfg.problems.source, "problems.source"), cfg.shard.index, cfg.shard.count)
     verifier = build(cfg.problems.verifier, "problems.verifier")
-    if cfg.model.get("gguf"):  # a GGUF checkpoint (model=smollm2): its model directory, made once
-        convert(cfg.model.gguf, cfg.model.path)
+    prepare(cfg.model)  # a GGUF checkpoint (model=smollm2): its model directory, made once
     tokenizer = load_tokenizer(cfg.model.path)
     chat = ChatFormat(tokenizer, cfg.model.enable_thinking, cfg.model.problem_template)
     sampler = PolicySampler(cfg.model.path, cfg.model.dtype, chat, sampling, engine)

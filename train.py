@@ -23,7 +23,7 @@ def run(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
 
     from spot.cli import build, build_suites, engine_of, sampling_of
-    from spot.gguf import convert
+    from spot.gguf import prepare
     from spot.hub import check_local_model
     from spot.lora import LoraSpec
     from spot.losses import RewardShift
@@ -52,8 +52,7 @@ def run(cfg: DictConfig) -> dict:
     check_hardware(HydraConfig.get().runtime.choices.get("trainer"), cfg.trainer.accelerator, strategy)
     weights_dtype = load_dtype(cfg.model.dtype, cfg.trainer.precision, is_deepspeed(strategy), lora.enabled)
     check_attention(cfg.model.get("attn_implementation"))
-    if cfg.model.get("gguf"):  # a GGUF checkpoint (model=smollm2): its model directory, made once
-        convert(cfg.model.gguf, cfg.model.path)
+    prepare(cfg.model)  # a GGUF checkpoint (model=smollm2): its model directory, made once
     check_local_model(cfg.model.path)
     check_exists(cfg.data.path, "data.path", cfg.data.get("make_command", ""))
     mid_epoch = checkpoint_cadence(**cfg.checkpoint) if cfg.get("checkpoint") else None

@@ -79,6 +79,26 @@ def test_it_answers_in_real_text_as_transformers_reads_the_gguf_file(smollm2):
     assert "apples" in ours and any(ch.isdigit() for ch in ours), ours
 
 
+def test_a_conversion_never_replaces_a_directory_it_did_not_write(smollm2, tmp_path):
+    """evaluate.py model=smollm2 model.path=<a train.py run> scores the run: the GGUF file is not converted over
+    it; and a conversion asked for outright into such a directory is refused before anything is read."""
+    from omegaconf import OmegaConf
+
+    from spot.errors import UserError
+    from spot.gguf import convert, is_other_model, prepare
+
+    run = tmp_path / "run"
+    (run / "policy").mkdir(parents=True)
+    (run / "metrics.json").write_text("{}")
+    prepare(OmegaConf.create({"gguf": GGUF, "path": str(run)}))
+    assert sorted(p.name for p in run.iterdir()) == ["metrics.json", "policy"]
+    with pytest.raises(UserError, match=r"run: holds files that no GGUF conversion wrote"):
+        convert(GGUF, run)
+    assert is_other_model(run) and not is_other_model(smollm2) and not is_other_model(tmp_path / "new")
+    (tmp_path / "empty").mkdir()
+    assert not is_other_model(tmp_path / "empty")  # an empty directory is where a conversion may go
+
+
 def test_a_missing_gguf_file_is_one_line_naming_the_key():
     from spot.errors import UserError
     from spot.gguf import locate

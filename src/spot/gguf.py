@@ -65,9 +65,24 @@ def source_of(path: Path) -> dict:
     return {"file": str(path.resolve()), "size": stat.st_size, "mtime": int(stat.st_mtime)}
 
 
+def is_other_model(out_dir: str | Path) -> bool:
+    """True when `out_dir` holds something this module did not write (a train.py run, a downloaded model)."""
+    out_dir = Path(out_dir)
+    return out_dir.exists() and not (out_dir / SOURCE_NOTE).is_file() and (
+        not out_dir.is_dir() or any(out_dir.iterdir()))
+
+
+def prepare(model_cfg) -> None:
+    """An entry point's model directory from `model.gguf` when the model config names one (model=smollm2): made
+    on first use, reused after. A `model.path` that holds another model (`evaluate.py model=smollm2
+    model.path=<a train.py run>`) is that model, used as it is."""
+    if model_cfg.get("gguf") and not is_other_model(model_cfg.path):
+        convert(model_cfg.gguf, model_cfg.path)
+
+
 def convert(spec: str, out_dir: str | Path, dtype: str = "float32") -> Path:
     """Writes the model directory for the GGUF file `spec` into `out_dir` (once: reused while the source and
-    dtype are unchanged) and returns it."""
+    dtype are unchanged) and returns it. A directory it did not write is never replaced."""
     path = locate(spec)
     out_dir = Path(out_dir)
     note_file = out_dir / SOURCE_NOTE
@@ -76,6 +91,9 @@ def convert(spec: str, out_dir: str | Path, dtype: str = "float32") -> Path:
         note = json.loads(note_file.read_text())
         if {k: note.get(k) for k in wanted} == wanted:
             return out_dir
+    elif is_other_model(out_dir):
+        raise UserError(f"{out_dir}: holds files that no GGUF conversion wrote ({SOURCE_NOTE} is missing); "
+                        "convert into a new or empty directory")
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
