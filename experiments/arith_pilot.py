@@ -17,6 +17,13 @@ The protocol, fixed before the first run:
 - The level chosen: the one whose greedy accuracy lies in [30%, 70%] and is nearest 50%; a tie goes to the lower
   level. If none lies in the band, none is chosen and the table says so. Across instructions, the same rule over
   every (instruction, level) run; a tie goes to "example", the instruction the world was written with.
+Round 3 (2026-12-06, fixed before its runs, after rounds 1-2 put no level of `example` or `plain` in the band):
+the base wrote the wrong operator for the verb and more calculations than the problem has steps, as if it did
+not know the format. Two changes that act on the base alone, argued on that ground: the `worked` instruction
+(a whole problem solved in the format, with a story the world never draws: a demonstration, as few-shot prompts
+give small models) and a level below L1 (`L0`: one step, values up to 10, operands up to 5). Runs: `worked` at
+L0, L1, L2 and `plain` at L0, 60 validation problems each, as before. The same rule chooses among every
+(instruction, level) of the three rounds; a tie goes to the lower level, then to the instruction run first.
 Prints the table and writes it, with every greedy completion (in the validation stream's order), to `--out`
 (json). Nothing here trains a model.
 """
@@ -34,7 +41,7 @@ from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LEVELS = ("L1", "L2", "L3", "L4", "L5")
+LEVELS = ("L0", "L1", "L2", "L3", "L4", "L5")
 PAPER_SAMPLING = {"temperature": 0.7, "top_p": 0.8, "top_k": 20}
 
 

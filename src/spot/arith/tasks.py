@@ -12,11 +12,11 @@ The verb says the operation: "buys", "finds", "gets", "wins", "picks up", "is gi
 Every step combines the running value with one new number of the problem, so a solution is one `a op b = c`
 line per step, then `Answer: N` (`Problem.solution`).
 
-How hard a problem is comes from its `Level` (steps, value range, operations); `LEVELS` names five, from one
-small step (L1) to long chains with all four operations (L5). Which one is the in-domain level is chosen by a
-pilot on the base model (README, "The arith world"), not here. Every split draws from its own seeded stream
-(`split_rng`) and keeps only the stories whose hash falls in its share (`bucket`), so training never sees a
-validation or test story, whatever the seeds, sizes and levels.
+How hard a problem is comes from its `Level` (steps, value range, operations); `LEVELS` names six, from
+one step on numbers up to 10 (L0) to long chains of all four operations (L5). Which one is the in-domain level
+is chosen by a pilot on the base model (README, "The arith world"), not here. Every split draws from its own
+seeded stream (`split_rng`) and keeps only the stories whose hash falls in its share (`bucket`), so training
+never sees a validation or test story, whatever the seeds, sizes and levels.
 """
 
 from __future__ import annotations
@@ -37,6 +37,12 @@ INSTRUCTIONS = {
                 'On the last line, write "Answer:" and then the number.'),
     "plain": ('Solve it step by step, with one calculation on each line.\nOn the last line, write "Answer:" and '
               "then the number."),
+    # a whole worked problem: the format shown rather than described, as few-shot prompts show small models.
+    # Its story's name and object are none the world draws, so it is never one of the problems.
+    "worked": ('Solve it step by step, with one calculation on each line. On the last line, write "Answer:" and '
+               "then the number.\nHere is how another problem is solved.\nProblem: Sam has 8 kites. He buys 5 "
+               "more kites. He gives away 3 kites. How many kites does Sam have now?\nSolution:\n8 + 5 = 13\n"
+               "13 - 3 = 10\nAnswer: 10"),
 }
 INSTRUCTION = INSTRUCTIONS["example"]
 
@@ -87,6 +93,7 @@ class Level:
 
 # Named levels for the pilot (docs: README "The arith world"): one small step up to long chains of all four.
 LEVELS = {
+    "L0": Level(1, 1, max_value=10, max_operand=5),
     "L1": Level(1, 1, max_value=20, max_operand=10),
     "L2": Level(2, 2, max_value=50, max_operand=20),
     "L3": Level(2, 3, max_value=100, max_operand=30, ops=("+", "-", "*")),
