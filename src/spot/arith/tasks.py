@@ -43,6 +43,12 @@ INSTRUCTIONS = {
                "then the number.\nHere is how another problem is solved.\nProblem: Sam has 8 kites. He buys 5 "
                "more kites. He gives away 3 kites. How many kites does Sam have now?\nSolution:\n8 + 5 = 13\n"
                "13 - 3 = 10\nAnswer: 10"),
+    # round 4: the base's greedy answers loop (the same line again and again) and never reach the answer line;
+    # both ask for the calculations only and an end, without numbers to copy
+    "short": ('Solve it step by step. Write only the calculations, one on each line, like "a + b = c". Then write '
+              '"Answer:" and the number, and stop.'),
+    "brief": ('Give a short solution: one calculation on each line, then "Answer:" and the number on the last line. '
+              "Do not repeat yourself."),
 }
 INSTRUCTION = INSTRUCTIONS["example"]
 
