@@ -4,12 +4,16 @@ prompts and the same machine in one run. Prints prompts/s, generated tokens/s, e
     python benchmarks/bench_generation.py                       # toy base, CPU: rectify sampling + evaluation
     python benchmarks/bench_generation.py --model <dir> --device cuda --engines hf vllm --prompts 2048
     python benchmarks/bench_generation.py --projection          # the arithmetic for Qwen3-8B, nothing run
+    python benchmarks/bench_generation.py --model smollm2 --engines hf vllm --prompts 64 --max-new-tokens 256
 
 Two workloads, as the project runs them: rectify's sampling (temperature 0.7, top_p 0.8, top_k 20, one sample
 per problem) and evaluation (greedy) on toy in-domain problems. On a 0.8M-parameter model on CPU an engine buys
 nothing (the model is too small for batching to matter); the numbers that matter come from a GPU and a real-size
-model (--model: any directory, e.g. random weights saved from Qwen3-1.7B's config). Speeds are measured, never
-asserted: these machines are shared.
+model (--model: any directory, e.g. random weights saved from Qwen3-1.7B's config). `--model smollm2` is the
+real pretrained model of model=smollm2 (prepared from its GGUF file as every entry point does) on the arith
+world's validation prompts at the level and instruction conf/problems/arith.yaml names: real text of realistic
+length, the workload where CPU generation must go through vLLM. Speeds are measured, never asserted: these
+machines are shared.
 """
 
 from __future__ import annotations
@@ -43,13 +47,36 @@ def projection(problems: int = 17_000, tokens: int = 4096, hf_step_s: float = 0.
             f"{lo:.1f}-{hi:.1f} h"]
 
 
-def open_engine(name: str, model: str, tokenizer, device: str, port: int | None):
+def world(model: str, n: int):
+    """(model directory, chat format, prompts, max_model_len): the toy base's in-domain problems, or for
+    `smollm2` the real model on the arith world's validation prompts as conf/problems/arith.yaml sets them."""
+    from omegaconf import OmegaConf
+
+    from spot.chat import ChatFormat
+    from spot.models import load_tokenizer
+
+    if model != "smollm2":
+        from spot.toy.suites import toy_test_problems
+
+        return model, ChatFormat(load_tokenizer(model)), [p.text for p in toy_test_problems(n, seed=7)], 320
+    from spot.arith.suites import arith_suite
+    from spot.gguf import prepare
+
+    cfg = OmegaConf.load(ROOT / "conf" / "model" / "smollm2.yaml").model
+    cfg.path = str(ROOT / cfg.path)
+    prepare(cfg)
+    world = OmegaConf.load(ROOT / "conf" / "problems" / "arith.yaml")
+    prompts = arith_suite("val", n, world.level, instruction=world.instruction).prompts
+    return cfg.path, ChatFormat(load_tokenizer(cfg.path), cfg.enable_thinking, cfg.problem_template), prompts, 2048
+
+
+def open_engine(name: str, model: str, tokenizer, device: str, port: int | None, max_model_len: int = 320):
     from spot.engines.hf import HFEngine
     from spot.engines.server import ServerEngine
     from spot.engines.vllm_offline import VLLMEngine
 
-    cpu = dict(dtype="float32", max_model_len=320, gpu_memory_utilization=0.1, enforce_eager=True,
-               enable_chunked_prefill=False)  # see conf/generation/vllm_cpu.yaml
+    cpu = dict(dtype="float32", max_model_len=max_model_len, gpu_memory_utilization=0.1, enforce_eager=True,
+               enable_chunked_prefill=False)  # see conf/generation/vllm_cpu.yaml and cpu.yaml
     if name == "hf":
         return HFEngine(model, tokenizer, dtype="float32" if device == "cpu" else "bfloat16",
                         device=None if device == "cpu" else device)
@@ -58,14 +85,14 @@ def open_engine(name: str, model: str, tokenizer, device: str, port: int | None)
     return ServerEngine(model, base_url=f"http://127.0.0.1:{port}/v1")
 
 
-def start_server(model: str, device: str) -> tuple[subprocess.Popen, int, float]:
+def start_server(model: str, device: str, max_model_len: int = 320) -> tuple[subprocess.Popen, int, float]:
     import httpx
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    extra = ["--dtype", "float32", "--max-model-len", "320", "--enforce-eager", "--gpu-memory-utilization", "0.1",
-             "--no-enable-chunked-prefill"]
+    extra = ["--dtype", "float32", "--max-model-len", str(max_model_len), "--enforce-eager",
+             "--gpu-memory-utilization", "0.1", "--no-enable-chunked-prefill"]
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host",
                              "127.0.0.1", "--port", str(port), *(extra if device == "cpu" else [])],
@@ -81,7 +108,7 @@ def start_server(model: str, device: str) -> tuple[subprocess.Popen, int, float]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=str(ROOT / "assets" / "toy-base"))
+    parser.add_argument("--model", default=str(ROOT / "assets" / "toy-base"), help="a directory, or smollm2")
     parser.add_argument("--engines", nargs="+", default=["hf", "vllm", "server"])
     parser.add_argument("--prompts", type=int, default=512)
     parser.add_argument("--max-new-tokens", type=int, default=128)
@@ -92,19 +119,15 @@ def main() -> None:
     if args.projection:
         return
 
-    from spot.chat import ChatFormat
     from spot.generation import Sampling, generate
-    from spot.models import load_tokenizer
-    from spot.toy.suites import toy_test_problems
 
-    chat = ChatFormat(load_tokenizer(args.model))
-    problems = [p.text for p in toy_test_problems(args.prompts, seed=7)]
+    model, chat, problems, max_model_len = world(args.model, args.prompts)
     rows, server = [], None
     for name in args.engines:
         t0 = time.perf_counter()
         if name == "server":
-            server, port, _ = start_server(args.model, args.device)
-        engine = open_engine(name, args.model, chat.tokenizer, args.device, port if server else None)
+            server, port, _ = start_server(model, args.device, max_model_len)
+        engine = open_engine(name, model, chat.tokenizer, args.device, port if server else None, max_model_len)
         start = time.perf_counter() - t0
         for workload, settings in WORKLOADS.items():
             sampling = Sampling(max_new_tokens=args.max_new_tokens, batch_size=64, **settings)
@@ -113,20 +136,24 @@ def main() -> None:
             seconds = time.perf_counter() - t1
             tokens = sum(len(chat.tokenizer(o, add_special_tokens=False)["input_ids"]) for o in out)
             rows.append({"engine": name, "workload": workload, "start_s": start, "s": seconds,
-                         "prompts_s": len(out) / seconds, "tokens_s": tokens / seconds})
+                         "prompts_s": len(out) / seconds, "tokens_s": tokens / seconds, "out": out})
         engine.close()
         if server is not None:
             server.terminate()
             server.wait(timeout=60)
             server = None
     hf = {r["workload"]: r for r in rows if r["engine"] == "hf"}
-    print(f"\n{args.prompts} toy problems, up to {args.max_new_tokens} new tokens, {args.model}, {args.device}")
-    print("| engine | workload | start s | prompts/s | tokens/s | x hf |")
-    print("|---|---|---|---|---|---|")
+    what = "arith validation" if args.model == "smollm2" else "toy"
+    print(f"\n{args.prompts} {what} problems, up to {args.max_new_tokens} new tokens, {model}, {args.device}")
+    print("| engine | workload | start s | prompts/s | tokens/s | x hf | greedy text = hf's |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         ratio = r["prompts_s"] / hf[r["workload"]]["prompts_s"] if r["workload"] in hf else float("nan")
+        same = "-"  # sampled text differs by design (each engine's own random stream); greedy must agree
+        if r["workload"] == "evaluation (greedy)" and r["workload"] in hf and r["engine"] != "hf":
+            same = f"{sum(a == b for a, b in zip(r['out'], hf[r['workload']]['out']))}/{len(r['out'])}"
         print(f"| {r['engine']} | {r['workload']} | {r['start_s']:.0f} | {r['prompts_s']:.1f} | "
-              f"{r['tokens_s']:.0f} | {ratio:.2f} |")
+              f"{r['tokens_s']:.0f} | {ratio:.2f} | {same} |")
 
 
 if __name__ == "__main__":

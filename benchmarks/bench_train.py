@@ -4,6 +4,7 @@
     python benchmarks/bench_train.py                                  # 3 models x 5 rows, ~65 min on 2 cores
     python benchmarks/bench_train.py --models toy-5m --steps 6 --ablation
     python benchmarks/bench_train.py --models toy-5m --steps 3 --rows spot:dpo,trl:sigmoid   # a quick look
+    python benchmarks/bench_train.py --models smollm2 --steps 4 --batch 2 --repeat 1 --rows spot:dpo,trl:sigmoid
 
 Each row runs in its own subprocess, so its peak RSS (ru_maxrss) is its own. Both trainers start from the same
 saved weights, see the same pairs in the same order (TRL with train_sampling_strategy=sequential, fed in the
@@ -21,7 +22,9 @@ float32 comparison rows turn off), to show where the time goes.
 Data: real GSM8K problems (assets/gsm8k, the repository's slice), the reference solution as chosen and a model's
 wrong solution as rejected, cut to --max-chars per answer; the models use a character tokenizer (one token per
 character), the 152k-vocabulary model the same characters padded with unused entries to Qwen's 151,936 (the LM
-head, not the text, is what makes that model's memory and time).
+head, not the text, is what makes that model's memory and time). `smollm2` is the real pretrained
+SmolLM2-135M-Instruct of model=smollm2 (its BPE tokenizer, chat template and 49,152-entry vocabulary), prepared
+from its GGUF file as the entry points do.
 `--pairs data/toy/pairs.jsonl` trains on rectified pairs instead, the data SPoT is for: chosen and rejected share
 the policy's reasoning up to the first wrong step, which the `shared` layout computes once.
 """
@@ -81,6 +84,20 @@ def file_pairs(path: Path, n: int) -> list[dict]:
     if len(rows) < n:
         sys.exit(f"error: --pairs {path} has {len(rows)} rows, --steps x --batch needs {n}")
     return [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
+
+
+def real_model_dir(name: str) -> Path | None:
+    """The model directory of a conf/model/ config that names a GGUF file (smollm2), made once; else None."""
+    from omegaconf import OmegaConf
+
+    from spot.gguf import prepare
+
+    file = ROOT / "conf" / "model" / f"{name}.yaml"
+    if not file.is_file() or "gguf" not in (cfg := OmegaConf.load(file).get("model") or {}):
+        return None
+    cfg.path = str(ROOT / cfg.path)
+    prepare(cfg)
+    return Path(cfg.path)
 
 
 def build_model_dir(name: str | dict, out: Path, dtype: str = "float32") -> None:
@@ -421,7 +438,7 @@ def prepare_data(model_dir: Path, data_dir: Path, pairs: list[dict], batch: int)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated, from {', '.join(MODELS)}")
+    ap.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated, from {', '.join(MODELS)}, smollm2")
     ap.add_argument("--rows", default=None, help=f"trainer:loss[:option+option], comma-separated (default {ROWS})")
     ap.add_argument("--ablation", action="store_true", help=f"add {ABLATION}")
     ap.add_argument("--steps", type=int, default=6)
@@ -449,8 +466,9 @@ def main() -> None:
     tables, everything = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
-            model_dir, data_dir = Path(tmp) / name, Path(tmp) / f"data-{name}"
-            build_model_dir(name, model_dir)
+            model_dir, data_dir = real_model_dir(name) or Path(tmp) / name, Path(tmp) / f"data-{name}"
+            if not model_dir.exists():
+                build_model_dir(name, model_dir)
             tokens_per_pair = prepare_data(model_dir, data_dir, pairs, args.batch)
             if args.grad_check:
                 table, results = grad_table(name, model_dir, data_dir, args)
