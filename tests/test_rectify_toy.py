@@ -167,6 +167,28 @@ def test_sampling_resumes_chunk_by_chunk(tmp_path):
     assert resumed == whole
 
 
+def test_a_long_chunk_shows_progress_while_it_is_generated(tmp_path, monkeypatch, capsys):
+    """A chunk of a real model's answers takes minutes on a CPU: lines come while it is generated (off a
+    terminal, one when due), not only when it ends."""
+    import time
+
+    from spot.rectify.problems import Item
+    from spot.rectify.sampling import sample_stage
+
+    monkeypatch.setenv("SPOT_PROGRESS_EVERY_S", "0.2")
+    items = [Item(id=f"p{i}", prompt=f"problem {i}", answer="0") for i in range(6)]
+    seen = []
+
+    def sampler(prompts, seed):
+        time.sleep(1.5)
+        seen.append(capsys.readouterr().err)  # what was printed while this chunk was still being generated
+        return ["x"] * len(prompts)
+
+    sample_stage(items, sampler, Journal(tmp_path / "a.jsonl"), chunk_size=4, seed=1)
+    assert "[sample] 0/6 prompts (0%)  chunk 1/2 generating" in seen[0]
+    assert "[sample] 4/6 prompts (67%)  chunk 2/2 generating" in seen[1]
+
+
 @pytest.mark.parametrize("overrides", [
     [], ["problems=gsm8k", "oracle=anthropic", "model=hf", "model.path=Qwen/Qwen3-8B"],
     ["problems=gsm8k_solutions", "oracle=fake"], ["problems=dapo", "oracle=openai", "oracle.backend.model=m"],

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from tqdm import tqdm
 
@@ -89,3 +92,22 @@ class Progress:
             self.bar.close()
         elif self.enabled and self.done:
             self._line()
+
+
+@contextmanager
+def heartbeat(progress: Progress, period_s: float = 1.0, **shown) -> Iterator[None]:
+    """Ticks `progress` every `period_s` while the block runs (a line when one is due), for a call that reports
+    nothing until it returns: a chunk of 256 prompts of a real model takes minutes on a CPU."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(period_s):
+            progress.tick(**shown)
+
+    thread = threading.Thread(target=beat, daemon=True, name="spot-heartbeat")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from spot.chat import ChatFormat
 from spot.engines import EngineSpec
 from spot.generation import Sampling, generate
-from spot.progress import Progress
+from spot.progress import Progress, heartbeat
 from spot.rectify.journal import Journal, JournalError
 from spot.rectify.problems import Item
 
@@ -69,7 +69,8 @@ def sample_stage(items: list[Item], sampler: Sampler, journal: Journal, chunk_si
             raise JournalError(f"{journal.path}: chunk {k} holds other problems than this run's; the "
                              "problem set changed, so use a new out_dir")
         if rec is None:
-            texts = sampler([it.prompt for it in chunk], chunk_seed(seed, k))
+            with heartbeat(bar, generating=f"chunk {k + 1}/{len(chunks)}"):
+                texts = sampler([it.prompt for it in chunk], chunk_seed(seed, k))
             rec = {"chunk": k, "ids": ids, "completions": texts}
             journal.append(rec)
             sampled += len(chunk)
