@@ -4,7 +4,7 @@ prompts and the same machine in one run. Prints prompts/s, generated tokens/s, e
     python benchmarks/bench_generation.py                       # toy base, CPU: rectify sampling + evaluation
     python benchmarks/bench_generation.py --model <dir> --device cuda --engines hf vllm --prompts 2048
     python benchmarks/bench_generation.py --projection          # the arithmetic for Qwen3-8B, nothing run
-    python benchmarks/bench_generation.py --model smollm2 --engines hf vllm --prompts 64 --max-new-tokens 256
+    python benchmarks/bench_generation.py --model smollm2 --engines hf vllm vllm:0-1 --prompts 64 --max-new-tokens 256
 
 Two workloads, as the project runs them: rectify's sampling (temperature 0.7, top_p 0.8, top_k 20, one sample
 per problem) and evaluation (greedy) on toy in-domain problems. On a 0.8M-parameter model on CPU an engine buys
@@ -12,13 +12,16 @@ nothing (the model is too small for batching to matter); the numbers that matter
 model (--model: any directory, e.g. random weights saved from Qwen3-1.7B's config). `--model smollm2` is the
 real pretrained model of model=smollm2 (prepared from its GGUF file as every entry point does) on the arith
 world's validation prompts at the level and instruction conf/problems/arith.yaml names: real text of realistic
-length, the workload where CPU generation must go through vLLM. Speeds are measured, never asserted: these
+length, the workload where CPU generation must go through vLLM. `vllm:<cpus>` runs vLLM with its compute
+threads bound to those cores (VLLM_CPU_OMP_THREADS_BIND; vLLM's own `auto` keeps one core for its scheduler,
+which on a 2-core machine is half of it). Speeds are measured, never asserted: these
 machines are shared.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import subprocess
 import sys
@@ -124,6 +127,10 @@ def main() -> None:
     model, chat, problems, max_model_len = world(args.model, args.prompts)
     rows, server = [], None
     for name in args.engines:
+        name, _, bind = name.partition(":")
+        os.environ.pop("VLLM_CPU_OMP_THREADS_BIND", None)
+        if bind:
+            os.environ["VLLM_CPU_OMP_THREADS_BIND"] = bind
         t0 = time.perf_counter()
         if name == "server":
             server, port, _ = start_server(model, args.device, max_model_len)
@@ -135,8 +142,8 @@ def main() -> None:
             out = generate(engine, chat, problems, sampling, seed=0, progress=False)
             seconds = time.perf_counter() - t1
             tokens = sum(len(chat.tokenizer(o, add_special_tokens=False)["input_ids"]) for o in out)
-            rows.append({"engine": name, "workload": workload, "start_s": start, "s": seconds,
-                         "prompts_s": len(out) / seconds, "tokens_s": tokens / seconds, "out": out})
+            rows.append({"engine": f"{name}:{bind}" if bind else name, "workload": workload, "start_s": start,
+                         "s": seconds, "prompts_s": len(out) / seconds, "tokens_s": tokens / seconds, "out": out})
         engine.close()
         if server is not None:
             server.terminate()
