@@ -203,9 +203,9 @@ def test_default_level_and_instruction_are_the_same_in_every_arith_config():
     for name in ("arith_in_domain", "arith_val", "arith_ood"):
         text = (CONF / "eval" / f"{name}.yaml").read_text()
         chosen[name] = tuple(yaml.safe_load(text)[k] for k in ("level", "instruction"))
-        assert "chosen by the pilot" in text
+        assert "from the pilot" in text
     assert chosen.pop("source") == ("${problems.level}", "${problems.instruction}")
-    assert set(chosen.values()) == {("L2", "example")}
+    assert set(chosen.values()) == {("L1", "plain")}  # the pilot's nearest to the band (README)
 
 
 def test_the_instruction_variants_share_the_story_and_the_answer_line():
@@ -218,7 +218,7 @@ def test_the_instruction_variants_share_the_story_and_the_answer_line():
     assert not any(ch.isdigit() for ch in STEP_INSTRUCTIONS["plain"])  # no example numbers to copy
     assert parse_problem(plain) == parse_problem(P.prompt)  # the Oracle reads either
     suite = arith_suite("val", 5, "L1", instruction="plain")
-    example = arith_suite("val", 5, "L1").prompts
+    example = arith_suite("val", 5, "L1", instruction="example").prompts
     assert suite.prompts == [p.replace(INSTRUCTION, STEP_INSTRUCTIONS["plain"]) for p in example]
     with pytest.raises(ConfigError, match="instruction='fancy'"):
         P.prompt_with("fancy")

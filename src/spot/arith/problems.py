@@ -8,7 +8,7 @@ from spot.arith.tasks import draw_problems, level_of
 from spot.rectify.problems import Item
 
 
-def arith_items(level: str | Mapping, n: int = 1000, seed: int = 0, instruction: str = "example") -> list[Item]:
+def arith_items(level: str | Mapping, n: int = 1000, seed: int = 0, instruction: str = "plain") -> list[Item]:
     """`n` problems of `level` from the train stream; the training share of stories has no story of any
     validation or test suite (spot.arith.tasks.BUCKETS), for any seed and size."""
     _, spec = level_of(level)

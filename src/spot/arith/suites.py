@@ -34,7 +34,7 @@ PARTS = {
 
 
 def arith_suite(part: str, n: int, level: str | Mapping, seed: int = 0, extra_steps: int = 2, n_samples: int = 1,
-                max_new_tokens: int | None = None, instruction: str = "example") -> Suite:
+                max_new_tokens: int | None = None, instruction: str = "plain") -> Suite:
     """One held-out suite: `part` in_domain, val or ood, `n` problems of `level` (a name of
     spot.arith.tasks.LEVELS or a mapping of Level's fields); OOD chains are longer by 1 to `extra_steps`;
     `instruction` names the prompt's step-format instruction (spot.arith.tasks.INSTRUCTIONS)."""
