@@ -215,11 +215,20 @@ def test_generation_cpu_is_vllm_where_installed_and_hf_otherwise_and_says_which(
     for cfg in chosen.values():
         spec = engine_of(cfg.generation)
         assert spec.engine == "spot.engines.vllm_offline.VLLMEngine" and spec.options["max_model_len"] == 2048
+        assert spec.options["cpu_cores"] == "all"
     assert capsys.readouterr().err.count("generation=cpu: vllm (installed") == 3
     monkeypatch.setattr(vllm_offline.importlib.util, "find_spec", lambda name: None if name == "vllm"
                         else real(name))
     assert engine_of(chosen["rectify"].generation) == HF
     assert "generation=cpu: hf (transformers' generate), since generation=vllm needs vLLM" in capsys.readouterr().err
+
+
+def test_cpu_cores_all_binds_vllm_to_every_core_this_process_may_use(monkeypatch):
+    from spot.engines.vllm_offline import cpu_binding
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {5, 0, 1, 2, 7, 8})
+    assert cpu_binding("all") == "0-2,5,7-8"
+    assert cpu_binding("3-4") == "3-4" and cpu_binding(None) is None
 
 
 def test_completions_made_elsewhere_are_scored_with_the_suites_scorers(tmp_path):

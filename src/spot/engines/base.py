@@ -105,8 +105,8 @@ HF = EngineSpec("spot.engines.hf.HFEngine")  # the default: transformers' genera
 
 def installed_or_hf(engine: str, options: dict | None = None) -> EngineSpec:
     """generation=cpu: `engine` (vLLM on the CPU) where its package is installed, else transformers' generate,
-    about 20x slower for a real model's long answers here (README "The arith world"). One line on stderr says
-    which, so that no run is slow without a word."""
+    3-6x slower on a real model's answers here (benchmarks/README.md). One line on stderr says which, so that no
+    run is slow without a word."""
     import sys
 
     spec = EngineSpec(engine, options if options is not None else {})

