@@ -13,15 +13,14 @@ model (--model: any directory, e.g. random weights saved from Qwen3-1.7B's confi
 real pretrained model of model=smollm2 (prepared from its GGUF file as every entry point does) on the arith
 world's validation prompts at the level and instruction conf/problems/arith.yaml names: real text of realistic
 length, the workload where CPU generation must go through vLLM. `vllm:<cpus>` runs vLLM with its compute
-threads bound to those cores (VLLM_CPU_OMP_THREADS_BIND; vLLM's own `auto` keeps one core for its scheduler,
-which on a 2-core machine is half of it). Speeds are measured, never asserted: these
+threads bound to those cores (the engine's `cpu_cores` option: "0-1", or "all"; vLLM's own `auto` keeps one
+core for its scheduler, which on a 2-core machine is half of it). Speeds are measured, never asserted: these
 machines are shared.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_train.real_model
 
 WORKLOADS = {"rectify sampling (T 0.7)": dict(temperature=0.7, top_p=0.8, top_k=20),
              "evaluation (greedy)": dict(temperature=0.0)}
@@ -62,18 +62,18 @@ def world(model: str, n: int):
         from spot.toy.suites import toy_test_problems
 
         return model, ChatFormat(load_tokenizer(model)), [p.text for p in toy_test_problems(n, seed=7)], 320
-    from spot.arith.suites import arith_suite
-    from spot.gguf import prepare
+    from bench_train import real_model
 
-    cfg = OmegaConf.load(ROOT / "conf" / "model" / "smollm2.yaml").model
-    cfg.path = str(ROOT / cfg.path)
-    prepare(cfg)
+    from spot.arith.suites import arith_suite
+
+    cfg = real_model("smollm2")
     world = OmegaConf.load(ROOT / "conf" / "problems" / "arith.yaml")
     prompts = arith_suite("val", n, world.level, instruction=world.instruction).prompts
     return cfg.path, ChatFormat(load_tokenizer(cfg.path), cfg.enable_thinking, cfg.problem_template), prompts, 2048
 
 
-def open_engine(name: str, model: str, tokenizer, device: str, port: int | None, max_model_len: int = 320):
+def open_engine(name: str, model: str, tokenizer, device: str, port: int | None, max_model_len: int = 320,
+                cpu_cores: str | None = None):
     from spot.engines.hf import HFEngine
     from spot.engines.server import ServerEngine
     from spot.engines.vllm_offline import VLLMEngine
@@ -84,7 +84,7 @@ def open_engine(name: str, model: str, tokenizer, device: str, port: int | None,
         return HFEngine(model, tokenizer, dtype="float32" if device == "cpu" else "bfloat16",
                         device=None if device == "cpu" else device)
     if name == "vllm":
-        return VLLMEngine(model, **(cpu if device == "cpu" else {}))
+        return VLLMEngine(model, **(cpu if device == "cpu" else {}), cpu_cores=cpu_cores)
     return ServerEngine(model, base_url=f"http://127.0.0.1:{port}/v1")
 
 
@@ -127,14 +127,12 @@ def main() -> None:
     model, chat, problems, max_model_len = world(args.model, args.prompts)
     rows, server = [], None
     for name in args.engines:
-        name, _, bind = name.partition(":")
-        os.environ.pop("VLLM_CPU_OMP_THREADS_BIND", None)
-        if bind:
-            os.environ["VLLM_CPU_OMP_THREADS_BIND"] = bind
+        name, _, bind = name.partition(":")  # vllm:0-1 -> the engine's cpu_cores option
         t0 = time.perf_counter()
         if name == "server":
             server, port, _ = start_server(model, args.device, max_model_len)
-        engine = open_engine(name, model, chat.tokenizer, args.device, port if server else None, max_model_len)
+        engine = open_engine(name, model, chat.tokenizer, args.device, port if server else None, max_model_len,
+                             bind or None)
         start = time.perf_counter() - t0
         for workload, settings in WORKLOADS.items():
             sampling = Sampling(max_new_tokens=args.max_new_tokens, batch_size=64, **settings)

@@ -86,8 +86,9 @@ def file_pairs(path: Path, n: int) -> list[dict]:
     return [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
 
 
-def real_model_dir(name: str) -> Path | None:
-    """The model directory of a conf/model/ config that names a GGUF file (smollm2), made once; else None."""
+def real_model(name: str):
+    """The model node of a conf/model/ config that names a GGUF file (smollm2), its directory made once and its
+    path made absolute; else None. bench_generation.py uses it too."""
     from omegaconf import OmegaConf
 
     from spot.gguf import prepare
@@ -97,7 +98,7 @@ def real_model_dir(name: str) -> Path | None:
         return None
     cfg.path = str(ROOT / cfg.path)
     prepare(cfg)
-    return Path(cfg.path)
+    return cfg
 
 
 def build_model_dir(name: str | dict, out: Path, dtype: str = "float32") -> None:
@@ -466,7 +467,8 @@ def main() -> None:
     tables, everything = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
-            model_dir, data_dir = real_model_dir(name) or Path(tmp) / name, Path(tmp) / f"data-{name}"
+            real = real_model(name)
+            model_dir, data_dir = Path(real.path) if real else Path(tmp) / name, Path(tmp) / f"data-{name}"
             if not model_dir.exists():
                 build_model_dir(name, model_dir)
             tokens_per_pair = prepare_data(model_dir, data_dir, pairs, args.batch)

@@ -61,12 +61,16 @@ class EngineSpec:
     def loads_from_disk(self) -> bool:
         return self.cls.loads_from_disk
 
-    def check(self) -> None:
-        """Fails now, before any model loads: a missing package names its install command, an option out of
-        range names its key."""
+    def check_installed(self) -> None:
+        """EngineError naming the install command when the engine's package is missing."""
         check = getattr(self.cls, "check_installed", None)
         if check is not None:
             check()
+
+    def check(self) -> None:
+        """Fails now, before any model loads: a missing package names its install command, an option out of
+        range names its key."""
+        self.check_installed()
         check_options = getattr(self.cls, "check_options", None)
         if check_options is not None:
             check_options(self.options)
@@ -111,9 +115,7 @@ def installed_or_hf(engine: str, options: dict | None = None) -> EngineSpec:
 
     spec = EngineSpec(engine, options if options is not None else {})
     try:
-        check = getattr(spec.cls, "check_installed", None)
-        if check is not None:
-            check()
+        spec.check_installed()
     except EngineError as e:
         print(f"generation=cpu: hf (transformers' generate), since {e}", file=sys.stderr, flush=True)
         return HF
