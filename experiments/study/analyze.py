@@ -35,9 +35,9 @@ COLUMNS = (("in_domain", "in-domain"), ("ood_names", "OOD (names)"), ("ood", "OO
            ("ood_long", "OOD (5 steps)"), ("prior", "prior"), ("forgetting", "forgetting"))
 
 
-def read_runs(root: Path, allow_none: bool = False) -> list[dict]:
+def read_runs(root: Path, allow_none: bool = False, pattern: str = "*/*/metrics.json") -> list[dict]:
     runs = []
-    for path in sorted(root.glob("*/*/metrics.json")):
+    for path in sorted(root.glob(pattern)):
         if path.parent.name.endswith(".tmp"):  # a record being copied, or left half-made by a kill
             continue
         m = json.loads(path.read_text())

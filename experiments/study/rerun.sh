@@ -3,9 +3,9 @@
 #   bash experiments/study/rerun.sh b0      # B0's DPO and BCO at 1e-6, seeds 0-2: their per-item records
 #   bash experiments/study/rerun.sh b1path  # B1's KL path: DPO, BCE, BCO, SFT+ at 3e-5 and 5e-5, seeds 0-2,
 #                                           # evaluated every 16 steps during training (eval_log.jsonl)
-# A job runs in multirun/study/<set>/<job> and leaves metrics.json, train_log.jsonl (and eval_log.jsonl) in
-# experiments/study/<set>/<job> (kept in git), moved into place whole; a rerun after a kill, or in a fresh
-# checkout, makes only the jobs that left no record. Jobs are ordered seed-major so that a partial set is even.
+# A job runs in multirun/study/<set>/<job> and leaves metrics.json (per-item scores one line a suite:
+# compact.py), train_log.jsonl (and eval_log.jsonl) in experiments/study/<set>/<job> (kept in git), moved into
+# place whole; a rerun after a kill, or in a fresh checkout, makes only the jobs that left no record. Jobs are ordered seed-major so that a partial set is even.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -35,6 +35,7 @@ for j in "${jobs[@]}"; do
     echo "  failed: see $out.log"; continue; }
   rm -rf "$rec.tmp" && mkdir -p "$rec.tmp"
   for k in "${kept[@]}"; do cp "$out/$k" "$rec.tmp/"; done
+  python experiments/study/compact.py "$out/metrics.json" "$rec.tmp/metrics.json"  # per-item scores, one line a suite
   mv "$rec.tmp" "$rec"
 done
 echo "done: $record"
