@@ -124,6 +124,8 @@ def print_summary(metrics: dict, out_dir: Path, caption: str) -> None:
     for name, d in metrics["trained"]["details"].items():
         b = f"{100 * base[name]:7.1f}" if name in base else "      -"
         print(f"{name:<24} {d['metric']:>8} {100 * d['accuracy']:7.1f} {b}")
+        for part, acc in d.get("parts", {}).items():  # a suite scored in parts (connect4): each part's mean
+            print(f"  {name}/{part:<{21 - len(name)}} {d['metric']:>8} {100 * acc:7.1f}")
     if "kl" in metrics:
         print(f"KL(policy || base): {metrics['kl']['token']:.4f} per token, {metrics['kl']['sequence']:.3f} "
               f"per sequence, on {metrics['kl']['n_samples']} samples of {metrics['kl']['prompts']}")
