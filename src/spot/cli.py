@@ -57,11 +57,20 @@ def build_suites(eval_cfg: DictConfig) -> list[Suite]:
     eval.n_samples and eval.max_new_tokens applied to all of them."""
     from spot.evaluate.suite_files import adjust
 
+    from spot.evaluate.benchmarks import Offline
+
     check_eval_counts(eval_cfg)
     suites: list[Suite] = []
+    offline: list[Offline] = []  # every benchmark an offline machine lacks, named in one line (eval=paper)
     for name, node in (eval_cfg.get("suites") or {}).items():
-        built = build(node, f"eval.suites.{name}")
+        try:
+            built = build(node, f"eval.suites.{name}")
+        except Offline as e:
+            offline.append(e)
+            continue
         suites += [built] if isinstance(built, Suite) else list(built)
+    if offline:
+        raise Offline.together(offline)
     return adjust(suites, limit=eval_cfg.get("limit"), n_samples=eval_cfg.get("n_samples"),
                   max_new_tokens=eval_cfg.get("max_new_tokens"))
 
