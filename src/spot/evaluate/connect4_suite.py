@@ -101,15 +101,16 @@ def read_answer(where: str, value) -> dict[str, list[list[int]]]:
         if cells is None or (isinstance(cells, str) and cells.strip().lower() == "none"):
             cells = []
         parsed = set()
-        for cell in cells if isinstance(cells, list | tuple) else [cells]:
-            if isinstance(cell, str):
-                m = re.fullmatch(r"\s*" + _CELL + r"\s*", cell)
+        for given in cells if isinstance(cells, list | tuple) else [cells]:
+            cell = given
+            if isinstance(given, str):
+                m = re.fullmatch(r"\s*" + _CELL + r"\s*", given)
                 cell = (int(m.group(1)), int(m.group(2))) if m else None
             ok = (isinstance(cell, list | tuple) and len(cell) == 2
                   and all(isinstance(x, int) and not isinstance(x, bool) for x in cell)
                   and 0 <= cell[0] < ROWS and 0 <= cell[1] < COLS)
             if not ok:
-                raise DataError(f"{where}: field 'answer' has {cell!r}, not a cell (r, c) of the "
+                raise DataError(f"{where}: field 'answer' has {given!r}, not a cell (r, c) of the "
                                 f"{ROWS}x{COLS} board"[:300])
             parsed.add(tuple(cell))
         out[part] = [list(c) for c in sorted(parsed)]
