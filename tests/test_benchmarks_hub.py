@@ -102,7 +102,8 @@ def test_offline_without_files_is_one_line_naming_the_files_and_the_prepare_comm
                            f"to {tmp_path}/nowhere/math500.jsonl\n")
     paper = evaluate(tmp_path, "eval=paper", f"benchmarks_dir={tmp_path}/nowhere", *QUIET, check=False)
     assert paper.returncode == 2 and paper.stderr.count("\n") == 1 and "Traceback" not in paper.stderr
-    assert paper.stderr.startswith("error: 8 benchmark files are missing (") and "connect4" not in paper.stderr
+    assert paper.stderr.startswith(f"error: 8 benchmark files are missing: eval.suites.aime24.path={tmp_path}/"
+                                   "nowhere/aime24.jsonl, ") and "connect4" not in paper.stderr
     assert ('`python -m spot.evaluate.prepare "eval=[aime24,aime25,amc23,math500,minerva,olympiadbench,'
             'gpqa_diamond,ifeval]"`') in paper.stderr
     assert not (tmp_path / "outputs").exists()  # nothing was run, so no run directory is left behind

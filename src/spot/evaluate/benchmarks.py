@@ -110,11 +110,12 @@ class Offline(DataError):
     def together(errors: list[Offline]) -> DataError:
         if len(errors) == 1:
             return errors[0]
-        files = ", ".join(e.missing or e.hub for e in errors)
+        files = ", ".join(f"eval.suites.{e.suite}.path={e.missing}" if e.missing else f"eval.suites.{e.suite}"
+                          for e in errors)
         names = ",".join(e.suite for e in errors)
-        return DataError(f"{len(errors)} benchmark files are missing ({files}) and the hub cannot be reached "
-                         f"({errors[0].why}); write them where it is with `{PREPARE} \"eval=[{names}]\"` and copy "
-                         "them to the same paths here")
+        return DataError(f"{len(errors)} benchmark files are missing: {files}; the hub cannot be reached "
+                         f"({errors[0].why}), so write them where it is with `{PREPARE} \"eval=[{names}]\"` and "
+                         "copy them to those paths")
 
 
 def offline(suite: str, hub: str, missing: str | None, why: str) -> Offline:
