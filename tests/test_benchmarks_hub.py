@@ -35,8 +35,9 @@ def fake_hub_dataset(directory, files: dict[str, list[dict]], configs: dict[str,
         (directory / name).parent.mkdir(parents=True, exist_ok=True)
         (directory / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
     if configs:
-        yaml = "".join(f"- config_name: {c}\n  data_files:\n" + "".join(
-            f"  - split: {split}\n    path: {path}\n" for split, path in splits.items()) for c, splits in configs.items())
+        yaml = "".join(f"- config_name: {c}\n  data_files:\n"
+                       + "".join(f"  - split: {split}\n    path: {path}\n" for split, path in splits.items())
+                       for c, splits in configs.items())
         (directory / "README.md").write_text(f"---\nconfigs:\n{yaml}---\n")
     return directory
 

@@ -192,3 +192,19 @@ def test_paper_composes_all_nine_suites_with_connect4_in_ood():
                                      "gpqa_diamond", "connect4", "ifeval"])
     assert {k for k, v in suites.items() if v.group == "ood"} == {"gpqa_diamond", "connect4"}
     assert suites.connect4.n_samples == 5 and suites.connect4.n == 500 and suites.connect4.path is None
+
+
+def test_a_model_is_scored_on_generated_positions(tmp_path, micro_model_dir):
+    """The generation path: the suite's own prompt around each board, avg@N from the config, parts reported."""
+    out = tmp_path / "out"
+    evaluate(ROOT, "model=hf", f"model.path={micro_model_dir}", "model.dtype=float32", "eval=[connect4]",
+             "eval.limit=2", "eval.suites.connect4.n=2", "eval.max_new_tokens=4", "eval.sampling.temperature=0.7",
+             *QUIET, f"hydra.run.dir={out}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    details = metrics["trained"]["details"]["connect4"]
+    assert details["metric"] == "avg@5" and details["n_questions"] == 2 and details["group"] == "ood"
+    assert set(details["parts"]) == {"mine", "theirs"}
+    assert details["accuracy"] == pytest.approx((details["parts"]["mine"] + details["parts"]["theirs"]) / 2)
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 10 and samples[0]["prompt"].startswith("You are player O")
+    assert samples[0]["answer"] == {"mine": [], "theirs": []}  # position 1 is of the kind "neither has a win"

@@ -55,9 +55,8 @@ def check_eval_counts(eval_cfg: DictConfig) -> None:
 def build_suites(eval_cfg: DictConfig) -> list[Suite]:
     """Every suite selected with eval= (one node per file of conf/eval/ under eval.suites), with eval.limit,
     eval.n_samples and eval.max_new_tokens applied to all of them."""
-    from spot.evaluate.suite_files import adjust
-
     from spot.evaluate.benchmarks import Offline
+    from spot.evaluate.suite_files import adjust
 
     check_eval_counts(eval_cfg)
     suites: list[Suite] = []

@@ -95,7 +95,8 @@ class Connect4Scorer:
 def read_answer(where: str, value) -> dict[str, list[list[int]]]:
     """The authors' [[mine], [theirs]] with cells as [r, c] or "(r,c)", checked and kept as sorted lists."""
     if not isinstance(value, list | tuple) or len(value) != 2:
-        raise DataError(f"{where}: field 'answer' must be [[your winning cells], [the opponent's]], got {value!r}"[:300])
+        raise DataError(f"{where}: field 'answer' must be [[your winning cells], [the opponent's]], "
+                        f"got {value!r}"[:300])
     out = {}
     for part, cells in zip(PARTS, value):
         if cells is None or (isinstance(cells, str) and cells.strip().lower() == "none"):
