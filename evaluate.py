@@ -4,6 +4,7 @@
     python evaluate.py model=outputs/<date>/<time>_bco            # a train.py run vs its base: deltas, KL
     python evaluate.py model=outputs/.../checkpoints/last.ckpt    # a Lightning checkpoint of a run
     python evaluate.py model=Qwen/Qwen3-8B model.dtype=bfloat16 eval=paper     # the paper's suites
+    python -m spot.evaluate.prepare eval=paper    # their files into data/benchmarks/, for machines without the hub
     python evaluate.py model=<model> "eval=[gsm8k,math500]" eval.limit=50
     python evaluate.py model=<model> generation=vllm eval=paper                # vLLM (conf/generation/)
     python evaluate.py completions=<file.jsonl> "eval=[gsm8k]"    # {"prompt": problem, "completion"} made elsewhere
