@@ -4,6 +4,7 @@
     python evaluate.py model=outputs/<date>/<time>_bco            # a train.py run vs its base: deltas, KL
     python evaluate.py model=outputs/.../checkpoints/last.ckpt    # a Lightning checkpoint of a run
     python evaluate.py model=Qwen/Qwen3-8B model.dtype=bfloat16 eval=paper     # the paper's suites
+    python -m spot.evaluate.prepare eval=paper    # their files into data/benchmarks/, for machines without the hub
     python evaluate.py model=<model> "eval=[gsm8k,math500]" eval.limit=50
     python evaluate.py model=<model> generation=vllm eval=paper                # vLLM (conf/generation/)
     python evaluate.py completions=<file.jsonl> "eval=[gsm8k]"    # {"prompt": problem, "completion"} made elsewhere
@@ -124,6 +125,8 @@ def print_summary(metrics: dict, out_dir: Path, caption: str) -> None:
     for name, d in metrics["trained"]["details"].items():
         b = f"{100 * base[name]:7.1f}" if name in base else "      -"
         print(f"{name:<24} {d['metric']:>8} {100 * d['accuracy']:7.1f} {b}")
+        for part, acc in d.get("parts", {}).items():  # a suite scored in parts (connect4): each part's mean
+            print(f"  {name}/{part:<{21 - len(name)}} {d['metric']:>8} {100 * acc:7.1f}")
     if "kl" in metrics:
         print(f"KL(policy || base): {metrics['kl']['token']:.4f} per token, {metrics['kl']['sequence']:.3f} "
               f"per sequence, on {metrics['kl']['n_samples']} samples of {metrics['kl']['prompts']}")

@@ -111,7 +111,8 @@ def test_broken_checkpoints_say_what_is_wrong(toy_sweep, tmp_path):  # noqa: F81
 def test_missing_benchmark_file_names_suite_and_path(tmp_path):
     proc = evaluate(tmp_path, "eval=[math500,ifeval]", f"benchmarks_dir={tmp_path}/nowhere", *QUIET, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert f"error: eval.suites.math500.path={tmp_path}/nowhere/math500.jsonl does not exist" in proc.stderr
+    assert (f"error: 2 benchmark files are missing: eval.suites.math500.path={tmp_path}/nowhere/math500.jsonl, "
+            f"eval.suites.ifeval.path={tmp_path}/nowhere/ifeval.jsonl; the hub cannot be reached") in proc.stderr
 
 
 def test_kl_is_zero_against_itself_and_positive_against_a_sharper_reference(micro_model_dir):

@@ -20,6 +20,16 @@ class Verdict:
     correct: bool
     predicted: str | None  # the extracted final answer; None when none was found
     note: str = ""  # why the check could not be made ("timeout", "no answer", ...)
+    # Sub-results of a suite scored in parts (Connect4's two lists): ((name, right), ...). The item's score is
+    # then the fraction of parts right, and `correct` says whether all are.
+    parts: tuple[tuple[str, bool], ...] = ()
+
+    @property
+    def score(self) -> float:
+        """The item's credit: the fraction of its parts right, or 1/0 for a suite scored whole."""
+        if self.parts:
+            return sum(ok for _, ok in self.parts) / len(self.parts)
+        return float(self.correct)
 
 
 def exact_match(predicted: str | None, answer: str) -> Verdict:

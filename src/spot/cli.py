@@ -55,13 +55,21 @@ def check_eval_counts(eval_cfg: DictConfig) -> None:
 def build_suites(eval_cfg: DictConfig) -> list[Suite]:
     """Every suite selected with eval= (one node per file of conf/eval/ under eval.suites), with eval.limit,
     eval.n_samples and eval.max_new_tokens applied to all of them."""
+    from spot.evaluate.benchmarks import Offline
     from spot.evaluate.suite_files import adjust
 
     check_eval_counts(eval_cfg)
     suites: list[Suite] = []
+    offline: list[Offline] = []  # every benchmark an offline machine lacks, named in one line (eval=paper)
     for name, node in (eval_cfg.get("suites") or {}).items():
-        built = build(node, f"eval.suites.{name}")
+        try:
+            built = build(node, f"eval.suites.{name}")
+        except Offline as e:
+            offline.append(e)
+            continue
         suites += [built] if isinstance(built, Suite) else list(built)
+    if offline:
+        raise Offline.together(offline)
     return adjust(suites, limit=eval_cfg.get("limit"), n_samples=eval_cfg.get("n_samples"),
                   max_new_tokens=eval_cfg.get("max_new_tokens"))
 

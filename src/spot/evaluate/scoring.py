@@ -37,6 +37,7 @@ class SuiteResult:
     seconds: float
     max_new_tokens: int = 0
     records: list[dict] = field(default_factory=list, repr=False)
+    parts: dict[str, float] = field(default_factory=dict)  # mean of each sub-result, for a suite scored in parts
 
     @property
     def metric(self) -> str:
@@ -45,7 +46,7 @@ class SuiteResult:
     def summary(self) -> dict:
         return {"group": self.group, "accuracy": self.accuracy, "metric": self.metric,
                 "n_questions": self.n_questions, "n_samples": self.n_samples, "max_new_tokens": self.max_new_tokens,
-                "seconds": self.seconds}
+                "seconds": self.seconds, **({"parts": self.parts} if self.parts else {})}
 
 
 def score_suite(model, chat: ChatFormat, suite: Suite, sampling: Sampling, seed: int = 0,
@@ -85,7 +86,9 @@ def answer(model, chat: ChatFormat, suite: Suite, problems: list[str], sampling:
 
 
 def judge(suite: Suite, completions: list[str], n: int, seconds: float = 0.0) -> SuiteResult:
-    """Scores `n` completions per problem (problem-major order) with the suite's own scorer."""
+    """Scores `n` completions per problem (problem-major order) with the suite's own scorer. A suite scored in
+    parts (Verdict.parts) gives each item the fraction of its parts right, so its accuracy is the mean of the
+    parts' accuracies, and reports each part's mean too."""
     records = []
     for k, completion in enumerate(completions):
         q = k // n
@@ -93,10 +96,18 @@ def judge(suite: Suite, completions: list[str], n: int, seconds: float = 0.0) ->
         records.append({"suite": suite.name, "question": q, "sample": k % n, "prompt": suite.prompts[q],
                         "answer": suite.answers[q], "completion": completion, "correct": verdict.correct,
                         "predicted": verdict.predicted, "note": verdict.note,
+                        **({"parts": dict(verdict.parts), "score": verdict.score} if verdict.parts else {}),
                         **({"meta": suite.meta[q]} if suite.meta else {})})
-    accuracy = sum(r["correct"] for r in records) / max(1, len(records))
+    accuracy = sum(item_score(r) for r in records) / max(1, len(records))
+    names = dict.fromkeys(name for r in records for name in r.get("parts", {}))
+    parts = {name: sum(r["parts"][name] for r in records) / len(records) for name in names}
     return SuiteResult(suite.name, suite.group, accuracy, len(suite.prompts), n, round(seconds, 2),
-                       suite.max_new_tokens, records)
+                       suite.max_new_tokens, records, parts)
+
+
+def item_score(record: dict) -> float:
+    """A record's credit: its parts' fraction right when scored in parts, else 1/0."""
+    return record.get("score", int(record["correct"]))
 
 
 def score_completions(rows: list[tuple[str, dict]], suites: list[Suite]) -> Scores:
@@ -144,11 +155,12 @@ class Scores:
 
     def as_dict(self) -> dict:
         """suites (accuracy), groups (mean per group), details (per-suite summary), correct (0/1 per item and
-        sample, in order, so two models can be compared item by item), seconds."""
+        sample, in order, so two models can be compared item by item; the fraction of parts right for a suite
+        scored in parts), seconds."""
         suites = {r.name: r.accuracy for r in self.results}
-        correct: dict[str, list[int]] = {}
+        correct: dict[str, list[float]] = {}
         for rec in self.records:
-            correct.setdefault(rec["suite"], []).append(int(rec["correct"]))
+            correct.setdefault(rec["suite"], []).append(item_score(rec))
         return {"suites": suites, "groups": group_means(suites, {r.name: r.group for r in self.results}),
                 "details": {r.name: r.summary() for r in self.results}, "correct": correct,
                 "seconds": round(self.seconds, 1)}

@@ -12,7 +12,9 @@ benchmark is adding a file there. Rows are read in the common shapes of the pape
     GPQA-Diamond   {"Question", "Correct Answer", "Incorrect Answer 1".."3"}  or  {"question", "choices", "answer"}
     IFEval         {"key", "prompt", "instruction_id_list", "kwargs"}
 
-A missing file names the suite and the path; a row without an answer names the file and the line.
+A suite reads its local `path` when that exists, else its `hub` dataset through `datasets`
+(spot.evaluate.benchmarks); offline with neither, one line names the file and the command that writes it. A row
+without an answer names the file and the line.
 """
 
 from __future__ import annotations
@@ -22,18 +24,19 @@ from collections.abc import Iterator
 
 from spot.answers import final_answer, last_boxed
 from spot.errors import ConfigError, DataError
+from spot.evaluate.benchmarks import benchmark_rows
 from spot.evaluate.scorers import LETTERS, NEEDS_PUNKT, ChoiceScorer, IFEvalScorer, punkt_available
 from spot.evaluate.suites import Suite
-from spot.rows import iter_rows
 
 PROMPT_KEYS = ("problem", "question", "Problem", "Question", "prompt", "input")
 # `solution` comes last: only when no answer field exists is the answer read from its last \boxed{}.
 ANSWER_KEYS = ("answer", "final_answer", "Answer", "expected_answer", "solution", "Solution")
 
 
-def read_rows(suite: str, path: str, split: str = "test", subset: str | None = None) -> Iterator[tuple[str, dict]]:
-    """(where, row) from the project's one reader; a missing file names the suite's config key."""
-    return iter_rows(path, key=f"eval.suites.{suite}.path", split=split, subset=subset)
+def read_rows(suite: str, path: str, split: str = "test", subset: str | None = None, hub: str | None = None
+              ) -> Iterator[tuple[str, dict]]:
+    """(where, row) from `path`, else from the hub dataset `hub`; what is missing is named by its config key."""
+    return benchmark_rows(suite, path, hub=hub, split=split, subset=subset)
 
 
 def pick(where: str, row: dict, key: str | None, candidates: tuple[str, ...], what: str):
@@ -72,11 +75,11 @@ def reference_answer(where: str, key: str, value) -> str:
 def file_suite(name: str, path: str, score, group: str = "in_domain", prompt_key: str | None = None,
                answer_key: str | None = None, template: str | None = None, limit: int | None = None,
                n_samples: int = 1, max_new_tokens: int = 2048, split: str = "test",
-               subset: str | None = None) -> Suite:
+               subset: str | None = None, hub: str | None = None) -> Suite:
     """A problem + answer benchmark (GSM8K, MATH-500, AIME, AMC, Minerva, OlympiadBench). `template` wraps
     each problem; its `{prompt}` is replaced by the problem text (other braces, as in \\boxed{}, are kept)."""
     prompts, answers, meta = [], [], []
-    for where, row in read_rows(name, path, split, subset):
+    for where, row in read_rows(name, path, split, subset, hub):
         if limit is not None and len(prompts) >= limit:
             break
         pk, problem = pick(where, row, prompt_key, PROMPT_KEYS, "problem text")
@@ -115,11 +118,11 @@ def choice_options(where: str, row: dict, question_key: str) -> tuple[str, list[
 def choice_suite(name: str, path: str, group: str = "ood", template: str | None = None,
                  question_key: str | None = None, limit: int | None = None, n_samples: int = 1,
                  max_new_tokens: int = 2048, seed: int = 0, split: str = "train",
-                 subset: str | None = None) -> Suite:
+                 subset: str | None = None, hub: str | None = None) -> Suite:
     """Multiple choice with the options shuffled per question. Row i's order comes from its own generator
     seeded with (seed, suite, i), so the gold letter does not depend on `limit` or on the other rows."""
     prompts, answers, meta = [], [], []
-    for i, (where, row) in enumerate(read_rows(name, path, split, subset)):
+    for i, (where, row) in enumerate(read_rows(name, path, split, subset, hub)):
         if limit is not None and i >= limit:
             break
         question, options = choice_options(where, row, question_key)
@@ -137,16 +140,18 @@ def choice_suite(name: str, path: str, group: str = "ood", template: str | None 
 
 
 def ifeval_suite(name: str, path: str, group: str = "prior", loose: bool = False, limit: int | None = None,
-                 n_samples: int = 1, max_new_tokens: int = 2048, split: str = "train") -> Suite:
+                 n_samples: int = 1, max_new_tokens: int = 2048, split: str = "train",
+                 subset: str | None = None, hub: str | None = None) -> Suite:
     """IFEval (google/IFEval rows), scored by lm-eval's implementation of its checks (IFEvalScorer)."""
     from spot.evaluate.scorers import load_ifeval_checks
 
+    rows = read_rows(name, path, split, subset, hub)  # first: a missing file is told before lm-eval's import noise
     try:
         registry = load_ifeval_checks().instructions_registry.INSTRUCTION_DICT
     except ImportError as e:
         raise DataError(f"suite {name}: {e}") from None
     prompts, answers = [], []
-    for where, row in read_rows(name, path, split):
+    for where, row in rows:
         if limit is not None and len(prompts) >= limit:
             break
         _, prompt = pick(where, row, "prompt", (), "prompt")
