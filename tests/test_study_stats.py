@@ -85,3 +85,16 @@ def test_compact_records_keep_every_item():
     assert small["trained"]["correct"] == {"a": "101", "b": "0"} and small["run"] == {"method": "bco"}
     assert compact.items(small["base"]["correct"]) == metrics["base"]["correct"]
     assert compact.items(metrics["trained"]["correct"]) == metrics["trained"]["correct"]  # lists pass through
+
+
+def test_the_kl_path_rule_says_coincide_only_when_every_rate_was_run_and_agrees():
+    path = load("path")
+    base = 0.89
+    close = {("dpo", 3e-5): 0.91, ("bce", 3e-5): 0.915, ("bco", 3e-5): 0.92,  # within 2 points
+             ("dpo", 5e-5): 0.60, ("bce", 5e-5): 0.70, ("bco", 5e-5): 0.65}  # all below the base
+    assert path.coincide(close, base, [3e-5, 5e-5])["coincide"] is True
+    apart = {**close, ("bco", 5e-5): 0.93}  # BCO ends above the base and 23 points from DPO
+    verdict = path.coincide(apart, base, [3e-5, 5e-5])
+    assert verdict["coincide"] is False and "apart by 33.0 points" in verdict["text"]
+    partial = {k: v for k, v in close.items() if k[1] == 3e-5}
+    assert path.coincide(partial, base, [3e-5, 5e-5])["coincide"] is None  # a rate not run settles nothing
