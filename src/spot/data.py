@@ -17,10 +17,12 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from spot.chat import ChatFormat
 from spot.errors import DataError, check, check_type
 from spot.logps import padded_batch
+from spot.logs import lightning_prints_once
 from spot.rows import check_exists, iter_rows, text_field
 from spot.speed.layout import LAYOUTS, layout_batch
 
 log = logging.getLogger(__name__)
+lightning_prints_once()  # every training run imports this module after Hydra's logging and before its Trainer
 
 
 def read_examples(path: str, pairs: bool) -> list[dict]:
