@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from spot.errors import UserError
-from spot.rectify.config import RectifyConfig
+from spot.rectify.config import Price, RectifyConfig  # noqa: F401 - Price: callers import both from here too
 from spot.rectify.filtering import Tokenize, Verifier, filter_direct, filter_pairs
 from spot.rectify.journal import Journal, close_all, journal_lock
 from spot.rectify.oracle_stage import OracleJournals, Request, oracle_stage, rejections_by_key, replies_by_key
