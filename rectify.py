@@ -19,19 +19,13 @@ log = logging.getLogger("rectify")
 
 
 def settings_of(cfg: DictConfig, oracle) -> dict[str, dict]:
-    """What each journaled stage depends on; the API key is never in the config, so never here either."""
-    backend = OmegaConf.to_container(cfg.oracle.backend, resolve=True)
-    for speed_only in ("max_in_flight", "timeout_s", "max_attempts", "backoff_s", "max_backoff_s", "batch_size",
-                       "gather_s", "poll_s", "ledger", "base_url"):
-        # how fast, how patient and through which endpoint (a proxy that moved), not what is asked: free to
-        # change between reruns
-        backend.pop(speed_only, None)
+    """What each journaled stage depends on; the API key is never in the config, so never here either. The
+    Oracle says which of its settings change its replies (spot.rectify.oracles.base.Oracle.settings)."""
     sampling = OmegaConf.to_container(cfg.sampling, resolve=True)
     samples = {"model": cfg.model.path, "sampling": sampling, "problem_template": cfg.model.problem_template,
                "enable_thinking": cfg.model.enable_thinking, "generation": cfg.generation.engine}
-    return {"samples": samples,
-            "oracle": {"backend": backend, "with_reference": cfg.with_reference,
-                       "prompts": getattr(oracle, "prompt_digest", None)}}
+    backend = OmegaConf.to_container(cfg.oracle.backend, resolve=True)
+    return {"samples": samples, "oracle": {**oracle.settings(backend), "with_reference": cfg.with_reference}}
 
 
 def shard(items: list, index: int, count: int) -> list:
@@ -47,7 +41,8 @@ def rectify(cfg: DictConfig) -> dict:
     from spot.cli import build, engine_of, sampling_of
     from spot.gguf import prepare
     from spot.models import load_tokenizer
-    from spot.rectify.pipeline import Price, RectifyConfig, run
+    from spot.rectify.config import Price, RectifyConfig
+    from spot.rectify.pipeline import run
     from spot.rectify.sampling import PolicySampler
 
     run_cfg = RectifyConfig(out_dir=cfg.out_dir, seed=cfg.seed, gamma=cfg.gamma, chunk_size=cfg.chunk_size,

@@ -29,12 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from spot.rectify.calls import OracleJournals, Request, oracle_stage
 from spot.rectify.journal import Journal
-from spot.rectify.oracles.base import OracleReply
+from spot.rectify.oracle_stage import OracleJournals, Request, oracle_stage
+from spot.rectify.oracles.base import Oracle, OracleReply
 
 
-class NullOracle:
+class NullOracle(Oracle):
     """Replies after `latency` seconds with no I/O: what the pipeline alone can sustain."""
 
     name = "null"
@@ -48,7 +48,8 @@ class NullOracle:
             await asyncio.sleep(self.latency)
         return OracleReply(text=f"fixed: {answer}", raw="")
 
-    solve = None
+    async def solve(self, problem: str, reference: str | None = None) -> OracleReply:
+        raise NotImplementedError("the benchmark asks rectify calls only")
 
 
 def start_server(latency: float, fault_rate: float, key: str) -> tuple[subprocess.Popen, str]:
@@ -61,7 +62,7 @@ def start_server(latency: float, fault_rate: float, key: str) -> tuple[subproces
     return proc, line.strip().rsplit(" ", 1)[-1]
 
 
-def make_oracle(kind: str, url: str, args) -> object:
+def make_oracle(kind: str, url: str, args) -> Oracle:
     common = dict(max_in_flight=args.in_flight, max_attempts=30, backoff_s=0.05, max_backoff_s=0.5)
     if kind == "null":
         return NullOracle(args.latency, args.in_flight)
@@ -87,7 +88,7 @@ def measure(kind: str, url: str, args, tag: str) -> dict:
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         journal.close()
         assert counts["replies"] == args.calls and len(journal.records) == args.calls, counts
-    stats = getattr(oracle, "stats", {})
+    stats = oracle.stats
     return {"calls": args.calls, "seconds": seconds, "rate": args.calls / seconds,
             "cpu_ms": 1000 * cpu / args.calls, "attempts": stats.get("attempts", args.calls)}
 

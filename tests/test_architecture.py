@@ -1,9 +1,11 @@
 """The layout rules that keep the code readable (STYLE.md 13-14), checked on the source itself: no package of
-src/spot imports another in a circle, the task worlds (toy, arith) are plugins nothing else imports, and every
+src/spot imports another in a circle, nor does any module (a function-level or TYPE_CHECKING import counts: the
+two modules still cannot be read apart), the task worlds (toy, arith) are plugins nothing else imports, and every
 entry point reports user errors the same way."""
 
 import ast
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,17 @@ def unit_of(module: str) -> str:
     return ".".join(module.split(".")[:2])
 
 
+def module_of(path: Path) -> str:
+    return "spot." + ".".join(path.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
+
+
+MODULES = {module_of(p) for p in SRC.rglob("*.py")} | {"spot"}
+
+
 def imports_of(path: Path) -> set[str]:
-    """Every spot.* module `path` imports, at the top or inside a function (a lazy import still ties them)."""
-    module = "spot." + ".".join(path.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
+    """Every spot.* module `path` imports, at the top or inside a function (a lazy import still ties them);
+    `from spot.a import b` names the module spot.a.b when b is one, else spot.a."""
+    module = module_of(path)
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -32,15 +42,18 @@ def imports_of(path: Path) -> set[str]:
             else:
                 name = node.module or ""
             if name.startswith("spot."):
-                out.add(name)
+                out |= {f"{name}.{a.name}" if f"{name}.{a.name}" in MODULES else name for a in node.names}
     return out
+
+
+def module_graph() -> dict[str, set[str]]:
+    return {module_of(path): imports_of(path) - {module_of(path)} for path in SRC.rglob("*.py")}
 
 
 def unit_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for path in SRC.rglob("*.py"):
-        module = "spot." + ".".join(path.relative_to(SRC).with_suffix("").parts)
-        src = unit_of(module)
+        src = unit_of(module_of(path))
         graph.setdefault(src, set())
         graph[src] |= {unit_of(m) for m in imports_of(path)} - {src}
     return graph
@@ -76,9 +89,33 @@ def test_no_import_cycles_between_packages():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
+def test_no_import_cycles_between_modules():
+    graph = module_graph()
+    assert {"spot.rectify.pipeline", "spot.rectify.report", "spot.rectify.oracle_stage"} <= set(graph)
+    assert "spot.rectify.config" in graph["spot.rectify.report"]  # a TYPE_CHECKING import is an edge
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
 def test_the_cycle_check_finds_a_planted_cycle():
-    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) is not None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert find_cycle({"a": {"b", "c"}, "b": set(), "c": {"d"}, "d": {"c"}}) == ["c", "d", "c"]
+
+
+def test_a_function_level_import_of_a_submodule_is_an_edge(tmp_path, monkeypatch):
+    """The two ways the pipeline/report cycle hid: `from spot.pkg import mod` inside a function, and an import
+    under TYPE_CHECKING."""
+    pkg = tmp_path / "spot" / "pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from spot.pkg import b\n")
+    (pkg / "b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from spot.pkg.a import f\n")
+    monkeypatch.setattr(sys.modules[__name__], "SRC", tmp_path / "spot")
+    monkeypatch.setattr(sys.modules[__name__], "MODULES", {"spot", "spot.pkg", "spot.pkg.a", "spot.pkg.b"})
+    graph = module_graph()
+    assert graph["spot.pkg.a"] == {"spot.pkg.b"} and graph["spot.pkg.b"] == {"spot.pkg.a"}
+    assert find_cycle(graph) == ["spot.pkg.a", "spot.pkg.b", "spot.pkg.a"]
 
 
 @pytest.mark.parametrize("world", ["toy", "arith"])

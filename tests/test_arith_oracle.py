@@ -166,7 +166,8 @@ def test_direct_solutions_are_right_and_in_another_style(name):
 def test_rectify_pipeline_with_the_arith_world_counts_pairs_and_unparseable_drops(tmp_path):
     """problems=arith, oracle=arith through spot.rectify.pipeline.run, with a scripted policy instead of a model."""
     from spot.arith.problems import arith_items
-    from spot.rectify.pipeline import RectifyConfig, run
+    from spot.rectify.config import RectifyConfig
+    from spot.rectify.pipeline import run
 
     items = arith_items("L2", n=12)
     problems = {it.prompt: draw for it, draw in zip(items, draw_problems("train", 12, 0, LEVELS["L2"]))}

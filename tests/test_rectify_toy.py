@@ -208,7 +208,8 @@ def test_every_rectify_config_composes(overrides):
 
 def test_another_gamma_reuses_the_journals(tmp_path):
     """gamma=1.0 into another out_dir with the first run's journals: nothing is sampled or asked again."""
-    from spot.rectify.pipeline import RectifyConfig, run
+    from spot.rectify.config import RectifyConfig
+    from spot.rectify.pipeline import run
     from spot.toy.oracle import ToyOracle
     from spot.toy.problems import toy_items
     from spot.toy.suites import ToyVerifier

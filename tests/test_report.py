@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from spot.evaluate.report import ReportError, Run, find_runs, label_runs, table_rows
+from spot.errors import UserError
+from spot.evaluate.report import ReportError, Run, find_runs, format_markdown, label_runs, table_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
@@ -78,15 +79,16 @@ def test_evaluation_callback_logs_curves_from_step_zero(toy_sweep):
     assert {"eval/prior", "eval/toy_prior_next/accuracy", "eval/kl/sequence"} <= set(rows[1])
 
 
-def fake_run(tmp_path: Path, name: str, method: str, beta: float, seed: int, ind: float, prior: float) -> Path:
+def fake_run(tmp_path: Path, name: str, method: str, beta: float, seed: int, ind: float, prior: float,
+             base_ind: float = 0.5, n: dict | None = None) -> Path:
     d = tmp_path / name
     d.mkdir()
-    base = {"in_domain": 0.5, "ood": 0.2, "prior": 0.8}
+    base = {"in_domain": base_ind, "ood": 0.2, "prior": 0.8}
     trained = {"in_domain": ind, "ood": 0.2, "prior": prior}
     (d / "metrics.json").write_text(json.dumps({
-        "run": {"method": method, "loss": method, "beta": beta, "seed": seed},
+        "run": {"method": method, "loss": method, "beta": beta, "seed": seed}, **({"n": n} if n else {}),
         "base": {"groups": base}, "trained": {"groups": trained},
-        "delta": {"delta_in_domain": ind - 0.5, "forgetting": 0.8 - prior}}))
+        "delta": {"delta_in_domain": ind - base_ind, "forgetting": 0.8 - prior}}))
     (d / "train_log.jsonl").write_text(json.dumps({"step": 1, "train/kl": 0.1}) + "\n")
     return d
 
@@ -103,6 +105,31 @@ def test_rows_average_seeds_and_name_what_differs(tmp_path):
     assert rows["bco (beta=0.1)"]["in_domain"] == pytest.approx(0.8)
     assert rows["bco (beta=0.1)"]["forgetting"] == pytest.approx(0.1)
     assert rows["Base"]["prior"] == pytest.approx(0.8) and rows["sft"]["forgetting"] == pytest.approx(0.3)
+
+
+def test_bases_scored_on_other_item_counts_are_never_averaged(tmp_path):
+    """68.4% on 1,000 items and 70.0% on 20 (eval.limit=20) once showed as one 69.2% Base: now two rows, each
+    labelled with its count, and the trained runs split the same way."""
+    fake_run(tmp_path, "full", "bco", 0.1, 0, 0.72, 0.8, base_ind=0.684, n={"gsm8k": 1000, "prior": 50})
+    fake_run(tmp_path, "quick", "bco", 0.1, 1, 0.75, 0.8, base_ind=0.70, n={"gsm8k": 20, "prior": 50})
+    rows = {r["label"]: r for r in table_rows(find_runs([tmp_path]))}
+    assert set(rows) == {"Base (gsm8k 1,000 items)", "Base (gsm8k 20 items)", "bco (gsm8k 1,000 items)",
+                         "bco (gsm8k 20 items)"}
+    assert rows["Base (gsm8k 1,000 items)"]["in_domain"] == pytest.approx(0.684)
+    assert rows["Base (gsm8k 20 items)"]["in_domain"] == pytest.approx(0.70)
+    assert list(rows)[0] == "Base (gsm8k 1,000 items)"  # the fuller measurement first
+    table = format_markdown(list(rows.values()))
+    assert "| 68.4 |" in table and "| 70.0 |" in table and "69.2" not in table
+
+
+def test_runs_on_the_same_item_counts_keep_one_base_row(tmp_path):
+    fake_run(tmp_path, "a", "bco", 0.1, 0, 0.7, 0.8, base_ind=0.684, n={"gsm8k": 1000})
+    fake_run(tmp_path, "b", "bco", 0.1, 1, 0.9, 0.6, base_ind=0.684, n={"gsm8k": 1000})
+    assert [r["label"] for r in table_rows(find_runs([tmp_path]))] == ["Base", "bco"]
+
+
+def test_a_report_error_is_a_user_error():
+    assert issubclass(ReportError, UserError)  # report.py ends on it with one line and exit status 2
 
 
 def test_report_errors_name_the_path(tmp_path):

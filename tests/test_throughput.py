@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from spot import throughput
-from spot.data import collate
+from spot.logps import padded_batch
 from spot.speed.layout import layout_batch
 from spot.throughput import Throughput, batch_tokens
 
@@ -15,7 +15,7 @@ PAIRS = [[([1, 2, 3, 4, 5, 6], 2), ([1, 2, 3, 4, 9], 2)],
 
 
 def test_padded_counts_the_attention_mask_not_the_padding():
-    batch = collate([ex[k] for k in range(2) for ex in PAIRS], pad_id=0)
+    batch = padded_batch([ex[k] for k in range(2) for ex in PAIRS], pad_id=0)
     assert batch["input_ids"].numel() == 4 * 6  # padded to the longest
     assert batch_tokens(batch) == 6 + 5 + 3 + 4
 

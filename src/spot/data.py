@@ -16,10 +16,13 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from spot.chat import ChatFormat
 from spot.errors import DataError, check, check_type
-from spot.rows import check_exists, iter_rows
+from spot.logps import padded_batch
+from spot.logs import lightning_prints_once
+from spot.rows import check_exists, iter_rows, text_field
 from spot.speed.layout import LAYOUTS, layout_batch
 
 log = logging.getLogger(__name__)
+lightning_prints_once()  # every training run imports this module after Hydra's logging and before its Trainer
 
 
 def read_examples(path: str, pairs: bool) -> list[dict]:
@@ -29,15 +32,7 @@ def read_examples(path: str, pairs: bool) -> list[dict]:
     for where, row in iter_rows(path, key="data.path"):
         if not pairs and "chosen" not in row and "completion" in row:
             row = {**row, "chosen": row["completion"]}
-        for key in needed:
-            value = row.get(key)
-            if value is None:
-                raise DataError(f"{where}: missing field '{key}'")
-            if not isinstance(value, str):
-                raise DataError(f"{where}: field '{key}' must be a string, got {type(value).__name__}")
-            if not value.strip():
-                raise DataError(f"{where}: field '{key}' is empty")
-        rows.append({k: row[k] for k in needed})
+        rows.append({key: text_field(where, key, row.get(key)) for key in needed})
     if not rows:
         raise DataError(f"{path}: no rows")
     return rows
@@ -49,19 +44,6 @@ def encode(chat: ChatFormat, prompt: str, completion: str, max_length: int, max_
     p = chat.prompt_ids(prompt)[-max_prompt_length:]
     c = chat.completion_ids(completion)[: max(0, max_length - len(p))]
     return p + c, len(p)
-
-
-def collate(seqs: list[tuple[list[int], int]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded batch. loss_mask marks completion tokens: the positions whose log-prob is scored."""
-    width = max(len(ids) for ids, _ in seqs)
-    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    loss_mask = torch.zeros((len(seqs), width), dtype=torch.bool)
-    for row, (ids, n_prompt) in enumerate(seqs):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention_mask[row, : len(ids)] = 1
-        loss_mask[row, n_prompt : len(ids)] = True
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "loss_mask": loss_mask}
 
 
 class EpochShuffle(Sampler[int]):
@@ -229,7 +211,7 @@ class PairDataModule(L.LightningDataModule):
         if self.layout == "padded":
             # chosen of every example first, then rejected: the module splits the forward at B
             flat = [ex[k] for k in range(len(examples[0])) for ex in examples]
-            out = collate(flat, self.tokenizer.pad_token_id)
+            out = padded_batch(flat, self.tokenizer.pad_token_id)
         else:
             out = layout_batch(examples, self.tokenizer.pad_token_id, self.layout)
         out["index"] = torch.tensor([i for i, _, _ in batch])  # (B,) positions in the split; not a model input

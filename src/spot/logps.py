@@ -22,6 +22,21 @@ import torch
 from spot.speed.attention import use_segment_attention
 
 
+def padded_batch(seqs: list[tuple[list[int], int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """(ids, prompt length) per sequence -> the right-padded batch `sequence_logps` scores: one helper for
+    training batches, the reference cache and the KL estimate. loss_mask marks completion tokens; right padding
+    keeps each row's positions those of its unpadded text."""
+    width = max(len(ids) for ids, _ in seqs)
+    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    loss_mask = torch.zeros((len(seqs), width), dtype=torch.bool)
+    for row, (ids, n_prompt) in enumerate(seqs):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention_mask[row, : len(ids)] = 1
+        loss_mask[row, n_prompt : len(ids)] = True
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "loss_mask": loss_mask}
+
+
 def token_logps(logits: torch.Tensor, labels: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
     """log p(label) for every position. logits (N, T, V), labels (N, T) -> (N, T), float32."""
     out = torch.empty(labels.shape, dtype=torch.float32, device=logits.device)

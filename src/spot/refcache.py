@@ -29,8 +29,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from spot.data import collate
-from spot.logps import sequence_logps
+from spot.logps import padded_batch, sequence_logps
 from spot.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -79,7 +78,7 @@ def compute_reference_logps(model: torch.nn.Module, examples: list[Example], pad
         while end < len(seqs) and (end + 1 - start) * len(seqs[end][2][0]) <= max_tokens:
             end += 1
         chunk = seqs[start:end]
-        batch = {k: v.to(device) for k, v in collate([s for _, _, s in chunk], pad_id).items()}
+        batch = {k: v.to(device) for k, v in padded_batch([s for _, _, s in chunk], pad_id).items()}
         logp, _ = sequence_logps(model, **batch)
         for (i, j, _), value in zip(chunk, logp.float().cpu()):
             out[i, j] = value

@@ -73,6 +73,18 @@ def iter_rows(path: str, key: str = "path", split: str = "train", subset: str | 
         yield f"{path}[{split}]:row {i + 1}", row
 
 
+def text_field(where: str, key: str, value) -> str:
+    """A row's field that must be non-empty text; `where` is the row's file:line. One check for pair files
+    (spot.data) and problem files (spot.rectify.problems), so both say the same thing about the same mistake."""
+    if value is None:
+        raise DataError(f"{where}: missing field '{key}'")
+    if not isinstance(value, str):
+        raise DataError(f"{where}: field '{key}' must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise DataError(f"{where}: field '{key}' is empty")
+    return value
+
+
 def _jsonl_rows(path: str, p: Path) -> Iterator[tuple[str, dict]]:
     with p.open("rb") as f:
         for lineno, raw in enumerate(f, 1):

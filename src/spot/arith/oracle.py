@@ -26,7 +26,7 @@ import re
 
 from spot.arith.checker import NUMBER, Statement, final_statement, to_int_text
 from spot.arith.tasks import SYMBOLS, Problem, direct_solution, parse_problem
-from spot.rectify.oracles.base import OracleReply
+from spot.rectify.oracles.base import Oracle, OracleReply
 
 UNPARSEABLE = "unparseable"
 PROBLEM_UNREADABLE = "problem_unreadable"
@@ -154,7 +154,7 @@ def _reply(text: str) -> OracleReply:
     return OracleReply(text=text, raw=text)
 
 
-class ArithOracle:
+class ArithOracle(Oracle):
     """Exact and free: it reads the problem text, so it needs no reference answer."""
 
     name = "arith"

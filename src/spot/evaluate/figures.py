@@ -26,7 +26,7 @@ FORGETTING_PANELS = (("eval/in_domain", "in-domain accuracy (callback)"),
 def plot_tradeoff(rows: list[dict], out_dir: Path) -> dict[str, Path]:
     """In-domain gain against forgetting, one point per method row: up and to the left is better."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    points = [r for r in rows if r["label"] != "Base" and r.get("delta_in_domain") is not None]
+    points = [r for r in rows if r["method"] != "base" and r.get("delta_in_domain") is not None]
     for i, r in enumerate(points):
         x, y = 100 * (r.get("forgetting") or 0.0), 100 * r["delta_in_domain"]
         ax.scatter(x, y, s=40, color=f"C{i % 10}")

@@ -15,7 +15,7 @@ import torch
 from spot.chat import ChatFormat
 from spot.errors import check, check_type
 from spot.generation import Sampling, generate
-from spot.logps import sequence_logps
+from spot.logps import padded_batch, sequence_logps
 
 
 @dataclass(frozen=True)
@@ -59,17 +59,9 @@ def sampled_sequences(chat: ChatFormat, prompts: list[str], completions: list[st
     return out
 
 
-def _batch(seqs: list[tuple[list[int], int]], pad_id: int, device) -> dict[str, torch.Tensor]:
-    width = max(len(ids) for ids, _ in seqs)
-    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(seqs), width), dtype=torch.long)
-    loss_mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, (ids, n_prompt) in enumerate(seqs):  # right padding: positions are those of the unpadded text
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention[row, : len(ids)] = 1
-        loss_mask[row, n_prompt : len(ids)] = 1
-    return {k: v.to(device) for k, v in
-            {"input_ids": input_ids, "attention_mask": attention, "loss_mask": loss_mask}.items()}
+def on_device(batch: dict[str, torch.Tensor], model) -> dict[str, torch.Tensor]:
+    device = next(model.parameters()).device
+    return {k: v.to(device) for k, v in batch.items()}
 
 
 @torch.no_grad()
@@ -87,9 +79,9 @@ def kl_to_reference(policy, reference, chat: ChatFormat, prompts: list[str], set
     diffs, tokens = [], []
     for s in range(0, len(seqs), settings.batch_size):
         chunk = seqs[s : s + settings.batch_size]
-        pad = chat.tokenizer.pad_token_id
-        lp, n_tok = sequence_logps(policy, **_batch(chunk, pad, next(policy.parameters()).device))
-        lr, _ = sequence_logps(reference, **_batch(chunk, pad, next(reference.parameters()).device))
+        batch = padded_batch(chunk, chat.tokenizer.pad_token_id)
+        lp, n_tok = sequence_logps(policy, **on_device(batch, policy))
+        lr, _ = sequence_logps(reference, **on_device(batch, reference))
         diffs.append((lp - lr.to(lp.device)).double().cpu())  # (b,) summed log-ratio per sample
         tokens.append(n_tok.double().cpu())
     policy.train(was_training[0]), reference.train(was_training[1])

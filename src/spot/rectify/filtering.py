@@ -64,7 +64,7 @@ def filter_pairs(wrong: list[Item], completions: dict[str, str], replies: dict[s
                  verifier: Verifier, tokenize: Tokenize, gamma: float, oracle_name: str,
                  rejected: dict[str, dict] | None = None) -> Filtered:
     """Pairs (prompt, chosen = y+, rejected = y-) in the items' order, with R_LCS over policy tokens.
-    `rejected`: the requests the API refused for good (spot.rectify.calls.rejections_by_key)."""
+    `rejected`: the requests the API refused for good (spot.rectify.oracle_stage.rejections_by_key)."""
     out = Filtered()
     for it, reply in _verified(wrong, lambda it: it.id, "rectify", replies, rejected or {}, verifier, out):
         chosen, rejected = reply.text, completions[it.id]

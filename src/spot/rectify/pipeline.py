@@ -21,13 +21,13 @@ import asyncio
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from spot.errors import UserError, check, check_type
-from spot.rectify.calls import STOP_GRACE_S, OracleJournals, Request, oracle_stage, rejections_by_key, replies_by_key
+from spot.errors import UserError
+from spot.rectify.config import Price, RectifyConfig  # noqa: F401 - Price: callers import both from here too
 from spot.rectify.filtering import Tokenize, Verifier, filter_direct, filter_pairs
 from spot.rectify.journal import Journal, close_all, journal_lock
+from spot.rectify.oracle_stage import OracleJournals, Request, oracle_stage, rejections_by_key, replies_by_key
 from spot.rectify.oracles.base import Oracle
 from spot.rectify.problems import Item
 from spot.rectify.report import make_report
@@ -37,41 +37,6 @@ from spot.rows import jsonl_text, replace_output_set, write_atomic
 
 class RectifyError(UserError):
     """A setting or state the user must fix; the message says what."""
-
-
-@dataclass(frozen=True)
-class Price:  # USD per million tokens, for the report's cost line
-    input: float = 0.0
-    output: float = 0.0
-    cache_read: float = 0.0
-    cache_write: float = 0.0
-
-
-@dataclass(frozen=True)
-class RectifyConfig:
-    out_dir: str
-    seed: int = 0
-    gamma: float = 0.6
-    chunk_size: int = 256
-    direct: bool = True  # also ask the Oracle for from-scratch solutions (the SFT baseline's data)
-    with_reference: bool = False  # show the Oracle the reference answer (the prompt's second variant)
-    max_in_flight: int = 64
-    price: Price = field(default_factory=Price)
-    progress: bool = True
-    journal_dir: str | None = None  # default <out_dir>/journal
-    retry_rejected: bool = False  # ask again the requests the API refused for good (journaled as rejected)
-    stop_grace_s: float = STOP_GRACE_S  # how long a stop waits for the replies on the wire
-
-    def __post_init__(self) -> None:
-        check_type(self.gamma, (int, float), "gamma")
-        check(0 <= self.gamma <= 1, "gamma", f"must be in [0, 1] (R_LCS is a fraction), got {self.gamma}")
-        check(isinstance(self.retry_rejected, bool), "oracle.retry_rejected",
-              f"must be true or false, got {self.retry_rejected!r}")
-        check_type(self.stop_grace_s, (int, float), "oracle.stop_grace_s")
-        check(self.stop_grace_s >= 0, "oracle.stop_grace_s", f"must be at least 0, got {self.stop_grace_s}")
-        for key, value in (("chunk_size", self.chunk_size), ("oracle.max_in_flight", self.max_in_flight)):
-            check_type(value, int, key)
-            check(value >= 1, key, f"must be at least 1, got {value}")
 
 
 OUTPUT_SET = ("pairs.jsonl", "rft.jsonl", "drops.jsonl", "direct.jsonl", "report.json")
@@ -188,7 +153,7 @@ def _run(items: list[Item], sampler: Sampler, tokenize: Tokenize, verifier: Veri
     seconds["total"] = time.time() - t_start
     report = make_report(items, verdicts, n_sampled, requests, counts, journals.replies.records, pairs, direct, rft,
                          cfg, oracle.name, seconds, journals.calls.records)
-    report["oracle_attempts_this_run"] = dict(getattr(oracle, "stats", {}))  # retries by kind, given up
+    report["oracle_attempts_this_run"] = oracle.stats  # retries by kind, given up
     files["report.json"] = json.dumps(report, indent=2) + "\n"
     replace_output_set(out, files, OUTPUT_SET)  # replaces the last run's set whole, COMPLETE written last
     return report

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from spot.answers import final_answer
 from spot.errors import DataError
-from spot.rows import iter_rows
+from spot.rows import iter_rows, text_field
 
 
 @dataclass(frozen=True)
@@ -38,15 +38,9 @@ def field(where: str, row: dict, key: str) -> str:
     value = row.get(key)
     if isinstance(value, list) and value and isinstance(value[-1], dict):  # [{"role", "content"}]
         value = value[-1].get("content")
-    if value is None:
-        raise DataError(f"{where}: missing field '{key}'")
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, int | float) and not isinstance(value, bool):  # an answer given as a number: 18
         value = str(value)
-    if not isinstance(value, str):
-        raise DataError(f"{where}: field '{key}' must be a string, got {type(value).__name__}")
-    if not value.strip():
-        raise DataError(f"{where}: field '{key}' is empty")
-    return value
+    return text_field(where, key, value)
 
 
 def file_items(path: str, prompt_key: str = "question", answer_key: str = "answer", limit: int | None = None,

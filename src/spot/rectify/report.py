@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from spot.answers import Verdict
-    from spot.rectify.calls import Request
+    from spot.rectify.config import RectifyConfig
     from spot.rectify.filtering import Filtered
-    from spot.rectify.pipeline import RectifyConfig
+    from spot.rectify.oracle_stage import Request
     from spot.rectify.problems import Item
 
 
@@ -28,7 +28,7 @@ def ratio_summary(ratios: list[float], gamma: float) -> dict:
     }
 
 
-# what each event of the calls journal (spot.rectify.calls) does to the count of a call's open attempts: one
+# what each event of the calls journal (spot.rectify.oracle_stage) does to the count of a call's open attempts: one
 # that went on the wire and never came off (killed, or "cancelled" by a stop) stays open, and so does one whose
 # reply arrived but could not be journaled ("unjournaled")
 _OPENS = {"on_wire": 1, "unjournaled": 1, "off_wire": -1}

@@ -1,7 +1,7 @@
 """Batch layouts with less padding: sequences packed into rows, and pairs that share their common prefix.
 
 `speed.layout` picks one (conf/train.yaml; spot.data.PairDataModule):
-    padded   one sequence a row, right-padded to the longest (spot.data.collate); every attention kernel
+    padded   one sequence a row, right-padded to the longest (spot.logps.padded_batch); every attention kernel
     packed   sequences laid end to end in rows (first-fit decreasing, rows as wide as the longest sequence),
              position ids restarting at 0 for each. Padding left: only the tail of each row.
     shared   packed, and the chosen and rejected answers of a pair share one copy of their longest common

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from spot.rectify.oracles.base import OracleReply
+from spot.rectify.oracles.base import Oracle, OracleReply
 from spot.toy.tasks import ANSWER_MARK, Problem, parse_problem
 
 # a step line: "12+5=17", spacing kept in groups so that an edit changes numbers only
@@ -49,7 +49,7 @@ def surgical_edit(problem: Problem, answer: str) -> str:
     return "\n".join(out)
 
 
-class ToyOracle:
+class ToyOracle(Oracle):
     """Exact and free: it reads the problem text, so it needs no reference answer."""
 
     name = "toy"

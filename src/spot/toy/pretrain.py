@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 from spot.chat import ChatFormat
-from spot.data import collate, encode
-from spot.logps import sequence_logps
+from spot.data import encode
+from spot.logps import padded_batch, sequence_logps
 from spot.toy.model import build_model, build_tokenizer
 from spot.toy.tasks import IN_DOMAIN, PRIOR_TASKS, Difficulty, make_prior, make_problem, slipped_solution
 
@@ -78,7 +78,7 @@ def pretrain(out: str, steps: int, batch_size: int, lr: float, prior_fraction: f
     model.train()
     t0, losses = time.time(), []
     for step in range(1, steps + 1):
-        batch = collate([encode(chat, *sample_example(rng, prior_fraction, prior_tasks, slip_fraction), 320, 256)
+        batch = padded_batch([encode(chat, *sample_example(rng, prior_fraction, prior_tasks, slip_fraction), 320, 256)
                          for _ in range(batch_size)], tokenizer.pad_token_id)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             logp, n = sequence_logps(model, **batch)

@@ -28,6 +28,8 @@ from spot.retry import Rejected, Transient
 class AnthropicBatchOracle(AnthropicOracle):
     name = "anthropic-batch"
     wire_is_recoverable = True  # a submitted batch is in the ledger: a rerun collects it, nothing is lost
+    # how requests are grouped and waited for, and where the batch ids are kept: not what is asked
+    SPEED_ONLY = AnthropicOracle.SPEED_ONLY | {"batch_size", "gather_s", "poll_s", "ledger"}
 
     def __init__(self, ledger: str, batch_size: int = 10_000, gather_s: float = 5.0, poll_s: float = 60.0,
                  **kw):

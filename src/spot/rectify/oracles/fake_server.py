@@ -1,8 +1,10 @@
 """A local stand-in for the Anthropic Messages API (and an OpenAI-compatible chat endpoint), for tests,
 benchmarks and dry runs that must not touch the internet or spend money.
 
-    python -m spot.rectify.oracles.fake_server --port 8765 --latency 0.2 --fault-rate 0.2
+    python -m spot.rectify.oracles.fake_server --answers assets/gsm8k/test.jsonl &     # port 8765, as oracle=fake
     ANTHROPIC_API_KEY=fake python rectify.py problems=gsm8k_solutions oracle=fake
+    python -m spot.rectify.oracles.fake_server --port 0 ...     # any free port: pass the URL it prints to rectify.py
+                                                               # as oracle.backend.base_url=<URL>
 
 Its "model" rectifies deterministically: it keeps the student's answer, replaces a last line that states a
 final answer (`A: 26`, `#### 26`, a \\boxed{}) with `Therefore, the final answer is: $\\boxed{N}$.` and
@@ -26,6 +28,7 @@ batch ended after `batch_delay_s`; `fault_rate` of a batch's requests come back 
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import random
@@ -305,7 +308,8 @@ def parse_refusals(ap: argparse.ArgumentParser, specs: list[str]) -> dict[str, i
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument("--port", type=int, default=8765,
+                    help="8765 is what oracle=fake asks; 0 picks a free port (its URL is printed)")
     ap.add_argument("--latency", type=float, default=0.0, help="seconds added to every response")
     ap.add_argument("--fault-rate", type=float, default=0.0)
     ap.add_argument("--content-fault-rate", type=float, default=0.0)
@@ -328,9 +332,25 @@ def main() -> None:
                             api_key=os.environ[a.require_key_env] if a.require_key_env else None,
                             answers=load_answers(a.answers) if a.answers else {},
                             refuse=parse_refusals(ap, a.refuse))
-    with FakeServer(settings, a.port) as srv:
+    with listening(settings, a.port) as srv:
         print(f"fake Anthropic API listening on {srv.url}", flush=True)
         srv.serve_forever()
+
+
+def listening(settings: FakeSettings, port: int) -> FakeServer:
+    """The server on `port`; a port that is taken (another fake server, another program) or not ours to open
+    is one line and exit status 2, not a traceback."""
+    import sys
+
+    try:
+        return FakeServer(settings, port)
+    except OSError as e:
+        if e.errno not in (errno.EADDRINUSE, errno.EACCES):
+            raise
+        why = "is taken" if e.errno == errno.EADDRINUSE else "cannot be opened"
+        print(f"error: port {port} {why} ({e.strerror}); --port 0 picks a free port and prints its URL: pass it "
+              "to rectify.py as oracle.backend.base_url=<URL>", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from spot.rectify.oracles.base import OracleReply, wire_event
+from spot.rectify.oracles.base import Oracle, OracleReply, wire_event
 from spot.rectify.oracles.prompts import Prompt, Prompts, strip_markers
 from spot.retry import Rejected, RetryPolicy, Unavailable
 
@@ -39,8 +39,11 @@ class Completion:
     error: str | None = None  # set when the API answered but not with a completion (e.g. bad request)
 
 
-class RemoteOracle:
+class RemoteOracle(Oracle):
     name = "remote"
+    # how many calls at once, how long and how often to wait, and the endpoint (a proxy that moved): a rerun may
+    # change them and keep its journaled replies
+    SPEED_ONLY = frozenset({"max_in_flight", "timeout_s", "max_attempts", "backoff_s", "max_backoff_s", "base_url"})
     wire_is_recoverable = False  # a request on the wire at a kill is lost (the batch API's are not: by id)
 
     def __init__(self, max_in_flight: int = 64, prompts_dir: str | None = None, max_attempts: int = 8,
@@ -52,7 +55,7 @@ class RemoteOracle:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
-    def prompt_digest(self) -> str:
+    def prompt_digest(self) -> str | None:
         return self.prompts.digest
 
     @property

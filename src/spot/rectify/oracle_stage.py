@@ -144,9 +144,7 @@ async def oracle_stage(requests: list[Request], oracle: Oracle, journals: Oracle
         await stage.run(max(1, min(workers, len(pending))), grace_s)
     finally:
         bar.close()
-        close = getattr(oracle, "aclose", None)
-        if close is not None:  # connections belong to this event loop, which asyncio.run is about to close
-            await close()
+        await oracle.aclose()  # connections belong to this event loop, which asyncio.run is about to close
     return stage.counts
 
 
