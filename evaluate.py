@@ -21,8 +21,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import hydra
-from omegaconf import DictConfig, OmegaConf
+from spot.threads import quiet_idle_threads
+
+quiet_idle_threads()  # before torch is imported
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 MODEL_CONFIGS = Path(__file__).resolve().parent / "conf" / "model"
 
@@ -63,11 +67,14 @@ def run(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
 
     from spot.cli import build_suites, engine_of, sampling_of
+    from spot.threads import apply_threads, choose_threads
 
     # first: a value out of range or a missing benchmark file is reported before torch loads a model
+    choose_threads(cfg.get("threads", "auto"))
     suites = build_suites(cfg.eval)
     sampling = sampling_of(cfg.eval.sampling, "eval.sampling")
     engine = engine_of(cfg.generation)
+    print(apply_threads(cfg.get("threads", "auto")), flush=True)
 
     from spot.evaluate.checkpoints import resolve_source
     from spot.evaluate.evaluation import EvalPlan, evaluate_completions, evaluate_model, log_to_wandb
@@ -142,5 +149,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    from spot.entry import main_of
+
     sys.argv = [sys.argv[0], *model_shorthand(sys.argv[1:])]
-    main()
+    main_of(main)  # Hydra's own errors (an unknown key or option) as one line, exit 2

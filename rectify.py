@@ -12,8 +12,12 @@ from __future__ import annotations
 import logging
 import sys
 
-import hydra
-from omegaconf import DictConfig, OmegaConf
+from spot.threads import quiet_idle_threads
+
+quiet_idle_threads()  # before torch is imported
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 log = logging.getLogger("rectify")
 
@@ -49,7 +53,9 @@ def rectify(cfg: DictConfig) -> dict:
     from spot.models import load_tokenizer
     from spot.rectify.pipeline import Price, RectifyConfig, run
     from spot.rectify.sampling import PolicySampler
+    from spot.threads import apply_threads
 
+    log.info(apply_threads(cfg.get("threads", "auto")))
     run_cfg = RectifyConfig(out_dir=cfg.out_dir, seed=cfg.seed, gamma=cfg.gamma, chunk_size=cfg.chunk_size,
                             direct=cfg.direct, with_reference=cfg.with_reference,
                             max_in_flight=cfg.oracle.max_in_flight, price=Price(**cfg.oracle.price),
@@ -100,4 +106,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from spot.entry import main_of
+
+    main_of(main)  # Hydra's own errors (an unknown key or option) as one line, exit 2
