@@ -23,9 +23,16 @@ ROOT = Path(__file__).resolve().parents[1]
     (2, 0.0, 4, 1),    # never below one
 ])
 def test_auto_takes_the_free_usable_cores(cores, load, processes, want):
-    threads, why = choose_threads("auto", processes, cores=cores, load=load)
+    threads, why = choose_threads("auto", processes, cores=cores, load=load, environ={})
     assert threads == want
     assert f"{cores} usable cores" in why and f"load average {load:.1f}" in why
+
+
+def test_auto_takes_omp_num_threads_when_the_environment_sets_it():
+    assert choose_threads("auto", cores=16, load=0.0, environ={"OMP_NUM_THREADS": "3"}) == \
+        (3, "threads=auto: OMP_NUM_THREADS=3 in the environment")
+    assert choose_threads("auto", cores=16, load=0.0, environ={"OMP_NUM_THREADS": "x"})[0] == 16
+    assert choose_threads(2, environ={"OMP_NUM_THREADS": "3"})[0] == 2  # threads=N wins
 
 
 def test_a_number_is_taken_as_given_and_anything_else_is_one_line():
