@@ -70,7 +70,7 @@ def train_here(cwd: Path, *overrides: str) -> dict:
     import torch
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict, read_write
+    from omegaconf import OmegaConf, open_dict, read_write
 
     from spot.run import run
 
@@ -85,6 +85,11 @@ def train_here(cwd: Path, *overrides: str) -> dict:
         job = copy.deepcopy(cfg)
         with read_write(job), open_dict(job):
             del job["hydra"]  # as Hydra hands the job its config
+        record = Path(out_dir) / ".hydra"  # what Hydra writes into a run directory (evaluate.py reads it)
+        record.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(job, record / "config.yaml")
+        OmegaConf.save(OmegaConf.masked_copy(cfg, "hydra"), record / "hydra.yaml")
+        OmegaConf.save(OmegaConf.create(list(overrides)), record / "overrides.yaml")
         os.chdir(cwd)
         return run(job, out_dir, choices)
     finally:
