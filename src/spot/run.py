@@ -3,7 +3,7 @@
 train.py composes the config with Hydra and calls `run(cfg, out_dir, choices)`; nothing here reads Hydra's
 runtime, so a test or a script composes the same config (hydra.compose) and calls it in its own process. The
 steps are named: `check_settings` (every value typed and checked before a model or data file is read),
-`build_module` (tokenizer, data, policy, reference), `build_trainer` (scoring, callbacks, the Lightning
+`check_inputs` (the model and data exist), `build_module` (tokenizer, data, policy, reference), `build_trainer` (scoring, callbacks, the Lightning
 trainer) and `run_info` (what metrics.json says about the run).
 
 Imports are inside the functions, the light ones first: a bad value stops in a second or two, before Lightning
@@ -38,8 +38,8 @@ class Settings:
 
 
 def check_settings(cfg: DictConfig, trainer_choice: str | None) -> Settings:
-    """Typed settings first, then what the hardware and precision allow, then that the model and data exist:
-    a wrong value stops here, before a model or a data file is read. `trainer_choice` is the trainer= option."""
+    """Typed settings first, then what the hardware and precision allow: a wrong value stops here, before a
+    model or a data file is read. `trainer_choice` is the trainer= option."""
     from spot.preflight import check_trainer
     from spot.threads import choose_threads
 
@@ -48,13 +48,10 @@ def check_settings(cfg: DictConfig, trainer_choice: str | None) -> Settings:
     choose_threads(cfg.get("threads", "auto"))
 
     from spot.cli import build, build_suites, engine_of, sampling_of
-    from spot.gguf import prepare
-    from spot.hub import check_local_model
     from spot.lora import LoraSpec
     from spot.losses import RewardShift
     from spot.optim import OptimConfig
     from spot.preflight import check_attention, check_hardware, checkpoint_cadence, is_deepspeed, load_dtype
-    from spot.rows import check_exists
 
     objective = build(cfg.loss, "loss")
     optim = OptimConfig(**{**cfg.optim, "betas": tuple(cfg.optim.betas)})
@@ -67,15 +64,23 @@ def check_settings(cfg: DictConfig, trainer_choice: str | None) -> Settings:
     check_hardware(trainer_choice, cfg.trainer.accelerator, strategy)
     weights_dtype = load_dtype(cfg.model.dtype, cfg.trainer.precision, is_deepspeed(strategy), lora.enabled)
     check_attention(cfg.model.get("attn_implementation"))
-    prepare(cfg.model)  # a GGUF checkpoint (model=smollm2): its model directory, made once
-    check_local_model(cfg.model.path)
-    check_exists(cfg.data.path, "data.path", cfg.data.get("make_command", ""))
     mid_epoch = checkpoint_cadence(**cfg.checkpoint) if cfg.get("checkpoint") else None
     # With LoRA the reference is the base with the adapters off; else precomputed (spot.refcache), or live.
     precompute = objective.needs_reference and cfg.speed.precompute_reference and not lora.enabled
     live_reference = objective.needs_reference and not precompute and not lora.enabled
     return Settings(objective, optim, shift, sampling, suites, engine, lora, strategy, weights_dtype, mid_epoch,
                     precompute, live_reference)
+
+
+def check_inputs(cfg: DictConfig) -> None:
+    """The model and the data exist (a GGUF checkpoint, model=smollm2, is first converted, once)."""
+    from spot.gguf import prepare
+    from spot.hub import check_local_model
+    from spot.rows import check_exists
+
+    prepare(cfg.model)
+    check_local_model(cfg.model.path)
+    check_exists(cfg.data.path, "data.path", cfg.data.get("make_command", ""))
 
 
 def build_module(cfg: DictConfig, s: Settings):
@@ -178,6 +183,7 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: Mapping[str, str | None])
 
     s = check_settings(cfg, choices.get("trainer"))
     print(apply_threads(cfg.get("threads", "auto"), processes=processes_per_machine(cfg)), flush=True)
+    check_inputs(cfg)
 
     import lightning as L
 
