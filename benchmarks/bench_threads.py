@@ -34,7 +34,8 @@ BUSY_LOOP = "while True:\n    pass\n"
 
 def rows(cores: int) -> list[tuple[str, list[str], dict]]:
     """(label, overrides, environment changes) per row. An empty OMP_WAIT_POLICY is OpenMP's default policy
-    (spot.threads only fills in PASSIVE when the variable is absent)."""
+    (spot.threads only fills in PASSIVE when the variable is absent; libgomp warns about the empty value and
+    keeps its default)."""
     return [("torch default", [f"threads={cores}"], {"OMP_WAIT_POLICY": ""}),
             ("auto", ["threads=auto"], {}),
             ("1 thread", ["threads=1"], {}),
@@ -42,7 +43,8 @@ def rows(cores: int) -> list[tuple[str, list[str], dict]]:
 
 
 def run_once(cwd: Path, pairs: Path, steps: int, overrides: list[str], env: dict, timeout: float) -> float | None:
-    cmd = [sys.executable, str(ROOT / "train.py"), f"data.path={pairs}", f"trainer.max_steps={steps}",
+    cmd = [sys.executable, str(ROOT / "train.py"), f"model.path={ROOT / 'assets' / 'toy-base'}",
+           f"data.path={pairs}", f"trainer.max_steps={steps}",
            "trainer.max_epochs=-1", "data.batch_size=4", "eval=[]", "logger=csv", "save_policy=false",
            "eval.cache_base=false", f"speed.reference_cache_dir={cwd / 'ref'}", f"hydra.run.dir={cwd / 'run'}",
            *overrides]
