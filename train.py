@@ -15,12 +15,8 @@ is `spot.run.run(cfg, out_dir, choices)`, which a test or a script calls with a 
 
 from __future__ import annotations
 
-from spot.threads import quiet_idle_threads
-
-quiet_idle_threads()  # before torch is imported (by spot.run, lazily)
-
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+import hydra
+from omegaconf import DictConfig
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")

@@ -53,7 +53,9 @@ def test_train_py_sets_the_wait_policy_before_torch_and_checks_threads_first(tmp
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip() == \
         "error: threads: must be auto or a whole number >= 1, got 0"
-    code = "import os, sys, train; print('torch' in sys.modules, os.environ.get('OMP_WAIT_POLICY'))"
+    # train.py imports no torch at the top, and main_of sets the policy before it calls the Hydra main
+    code = "import os, sys, train; from spot.entry import main_of; " \
+           "main_of(lambda: print('torch' in sys.modules, os.environ.get('OMP_WAIT_POLICY')))"
     probe = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=120)
     assert probe.stdout.split() == ["False", "PASSIVE"], probe.stderr[-2000:]

@@ -19,11 +19,13 @@ from spot.errors import ConfigError
 
 def main_of(hydra_main: Callable[[], object]) -> None:
     """Calls `hydra_main` (a function decorated with @hydra.main) and reports Hydra's composition errors as one
-    line (spot.errors.exit_with)."""
+    line (spot.errors.exit_with); first tells idle OpenMP threads to sleep (spot.threads)."""
     from hydra.errors import ConfigCompositionException, OverrideParseException
 
     from spot.errors import exit_with
+    from spot.threads import quiet_idle_threads
 
+    quiet_idle_threads()  # before torch is imported: entry points import it inside their job, not at the top
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing; children (DDP ranks) come here too
     try:
         hydra_main()

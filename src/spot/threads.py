@@ -6,8 +6,8 @@ So a run takes the cores it may use (the CPU affinity, and a cgroup quota where 
 load average says other processes already keep busy, at least one, shared among the training processes that
 run on this machine (trainer=ddp_cpu's ranks); an OMP_NUM_THREADS set in the environment is taken as it is. `threads=N` in any entry point's config sets it; `threads=auto`
 is the default. Idle OpenMP threads are told to sleep rather than spin (OMP_WAIT_POLICY=PASSIVE, unless the
-environment already says), which must happen before torch is imported: entry points call
-`quiet_idle_threads()` first.
+environment already says), which must happen before torch is imported: entry points start through `spot.entry.main_of`,
+which calls `quiet_idle_threads()` first.
 """
 
 from __future__ import annotations
