@@ -4,7 +4,8 @@
     python rectify.py model=hf model.path=Qwen/Qwen3-8B problems=gsm8k oracle=anthropic out_dir=data/gsm8k
     python rectify.py problems=gsm8k_solutions oracle=fake         # GSM8K model solutions, local fake Claude
 
-Rerun the same command after a crash: journaled work is skipped. See src/spot/rectify/pipeline.py.
+Rerun the same command after a crash: journaled work is skipped. The job is `spot.rectify_run.rectify(cfg)`;
+the pipeline, src/spot/rectify/pipeline.py.
 """
 
 from __future__ import annotations
@@ -13,62 +14,15 @@ import logging
 import sys
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 log = logging.getLogger("rectify")
-
-
-def settings_of(cfg: DictConfig, oracle) -> dict[str, dict]:
-    """What each journaled stage depends on; the API key is never in the config, so never here either. The
-    Oracle says which of its settings change its replies (spot.rectify.oracles.base.Oracle.settings)."""
-    sampling = OmegaConf.to_container(cfg.sampling, resolve=True)
-    samples = {"model": cfg.model.path, "sampling": sampling, "problem_template": cfg.model.problem_template,
-               "enable_thinking": cfg.model.enable_thinking, "generation": cfg.generation.engine}
-    backend = OmegaConf.to_container(cfg.oracle.backend, resolve=True)
-    return {"samples": samples, "oracle": {**oracle.settings(backend), "with_reference": cfg.with_reference}}
-
-
-def shard(items: list, index: int, count: int) -> list:
-    from spot.errors import check
-
-    check(isinstance(count, int) and count >= 1, "shard.count", f"must be a whole number >= 1, got {count!r}")
-    check(isinstance(index, int) and 0 <= index < count, "shard.index", f"must be in [0, {count}), got {index!r}")
-    return items[index::count]
-
-
-def rectify(cfg: DictConfig) -> dict:
-    from spot.chat import ChatFormat
-    from spot.cli import build, engine_of, sampling_of
-    from spot.gguf import prepare
-    from spot.models import load_tokenizer
-    from spot.rectify.config import Price, RectifyConfig
-    from spot.rectify.pipeline import run
-    from spot.rectify.sampling import PolicySampler
-
-    run_cfg = RectifyConfig(out_dir=cfg.out_dir, seed=cfg.seed, gamma=cfg.gamma, chunk_size=cfg.chunk_size,
-                            direct=cfg.direct, with_reference=cfg.with_reference,
-                            max_in_flight=cfg.oracle.max_in_flight, price=Price(**cfg.oracle.price),
-                            progress=cfg.progress, journal_dir=cfg.journal_dir,
-                            retry_rejected=cfg.oracle.retry_rejected, stop_grace_s=cfg.oracle.stop_grace_s)
-    sampling = sampling_of(cfg.sampling, "sampling")
-    engine = engine_of(cfg.generation)
-    oracle = build(cfg.oracle.backend, "oracle.backend")  # early: a missing key must stop the run before sampling
-    items = shard(build(cfg.problems.source, "problems.source"), cfg.shard.index, cfg.shard.count)
-    verifier = build(cfg.problems.verifier, "problems.verifier")
-    prepare(cfg.model)  # a GGUF checkpoint (model=smollm2): its model directory, made once
-    tokenizer = load_tokenizer(cfg.model.path)
-    chat = ChatFormat(tokenizer, cfg.model.enable_thinking, cfg.model.problem_template)
-    sampler = PolicySampler(cfg.model.path, cfg.model.dtype, chat, sampling, engine)
-    tokenize = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
-    try:
-        return run(items, sampler, tokenize, verifier, oracle, run_cfg, settings_of(cfg, oracle))
-    finally:
-        sampler.close()
 
 
 @hydra.main(version_base=None, config_path="conf", config_name="rectify")
 def main(cfg: DictConfig) -> None:
     from spot.errors import UserError, exit_with
+    from spot.rectify_run import rectify
 
     try:
         report = rectify(cfg)
@@ -95,4 +49,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from spot.entry import main_of
+
+    main_of(main)  # Hydra's own errors (an unknown key or option) as one line, exit 2

@@ -1,7 +1,9 @@
-"""Shared fixtures: a micro toy model saved like a real one, and small toy data files."""
+"""Shared fixtures: a micro toy model saved like a real one, small toy data files, and train.py's run in this
+process (`train_here`)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
@@ -59,3 +61,38 @@ def write_toy_files(directory: Path, n: int = 24, seed: int = 0) -> dict[str, Pa
 @pytest.fixture
 def toy_files(tmp_path) -> dict[str, Path]:
     return write_toy_files(tmp_path / "data")
+
+
+def train_here(cwd: Path, *overrides: str) -> dict:
+    """What `python train.py <overrides>` run in `cwd` does, in this process: the config composed from conf/ as
+    Hydra composes it for train.py, then `spot.run.run` into its hydra.run.dir (relative to `cwd`). Returns the
+    metrics. Tests that need a process of their own (signals, kill -9, DDP, sweeps, exit codes) run train.py."""
+    import torch
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict, read_write
+
+    from spot.run import run
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    threads, where = torch.get_num_threads(), os.getcwd()
+    out_dir, choices = str(Path(cwd, cfg.hydra.run.dir).resolve()), dict(cfg.hydra.runtime.choices)
+    with read_write(cfg.hydra.runtime):  # what Hydra fills in when it starts a job
+        cfg.hydra.runtime.output_dir, cfg.hydra.runtime.cwd = out_dir, str(Path(cwd).resolve())
+    HydraConfig.instance().set_config(cfg)  # ${hydra:runtime...} in the config resolves as under train.py
+    try:
+        job = copy.deepcopy(cfg)
+        with read_write(job), open_dict(job):
+            del job["hydra"]  # as Hydra hands the job its config
+        record = Path(out_dir) / ".hydra"  # what Hydra writes into a run directory (evaluate.py reads it)
+        record.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(job, record / "config.yaml")
+        OmegaConf.save(OmegaConf.masked_copy(cfg, "hydra"), record / "hydra.yaml")
+        OmegaConf.save(OmegaConf.create(list(overrides)), record / "overrides.yaml")
+        os.chdir(cwd)
+        return run(job, out_dir, choices)
+    finally:
+        os.chdir(where)
+        torch.set_num_threads(threads)
+        HydraConfig.instance().cfg = None

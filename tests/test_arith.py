@@ -242,17 +242,13 @@ def test_configs_build_the_suites_and_problems_a_run_uses():
 
 
 def test_eval_arith_measures_the_kl_on_its_non_math_chat_prompts(monkeypatch):
-    """eval=arith's KL to the base samples the 60 everyday chat prompts, not its math suites (evaluate.py); a
-    kl_prompts that gives no prompts is named by its key before a model loads."""
-    import importlib.util
-
+    """eval=arith's KL to the base samples the 60 everyday chat prompts, not its math suites (evaluate.py's job,
+    spot.evaluate_run); a kl_prompts that gives no prompts is named by its key before a model loads."""
     from hydra import compose, initialize_config_dir
 
+    from spot import evaluate_run as entry
     from spot.errors import ConfigError
 
-    spec = importlib.util.spec_from_file_location("evaluate_entry", CONF.parent / "evaluate.py")
-    entry = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(entry)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         arith = compose(config_name="evaluate", overrides=["model=smollm2", "eval=[arith,arith_val]"])
         toy = compose(config_name="evaluate")

@@ -2,7 +2,9 @@
 file system), Ctrl-C and preemption that save and resume, a saved policy and DeepSpeed directories swapped in whole.
 
 The run-level tests drive train.py as a user does, on the micro model, with the stops injected by the callbacks of
-tests/kill_probe.py; every resumed run is compared with one that nobody stopped."""
+tests/kill_probe.py; every resumed run is compared with one that nobody stopped. The runs that nothing stops (the
+clean run, the resumed ones) run in this process (conftest.train_here); the stopped ones in processes of their
+own."""
 
 import errno
 import json
@@ -147,7 +149,7 @@ def common(micro_model_dir: str, pairs: Path) -> list[str]:
     return [f"model.path={micro_model_dir}", f"data.path={pairs}", "data.batch_size=4", "trainer.max_epochs=2",
             "trainer.log_every_n_steps=1", "checkpoint.every_minutes=null", "checkpoint.every_n_steps=2",
             "logger=csv", "eval.cache_base=false", "eval.suites.toy_in_domain.n=2", "eval.suites.toy_ood.n=1",
-            "eval.suites.toy_prior.n=1"]
+            "eval.suites.toy_prior.n=1", "threads=1"]  # runs here and in processes of their own: one arithmetic
 
 
 def probe(name: str, **kwargs) -> str:
@@ -167,18 +169,18 @@ def step_of(ckpt: Path) -> int:
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory, micro_model_dir) -> tuple[Path, list[str]]:
     """The run nobody stopped, which every resumed run must reproduce."""
-    from conftest import write_toy_files
+    from conftest import train_here, write_toy_files
 
     cwd = tmp_path_factory.mktemp("ckpt-runs")
     args = common(micro_model_dir, write_toy_files(cwd / "data")["pairs"])
-    proc = train(cwd, *args, "hydra.run.dir=clean")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    train_here(cwd, *args, "hydra.run.dir=clean")  # in this process: nothing stops it
     return cwd, args
 
 
 def assert_resumes_as_the_clean_run(cwd: Path, args: list[str], ckpt: Path, run: str) -> None:
-    proc = train(cwd, *args, f"hydra.run.dir={run}", f"ckpt_path={ckpt}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    from conftest import train_here
+
+    train_here(cwd, *args, f"hydra.run.dir={run}", f"ckpt_path={ckpt}")  # in this process: nothing stops it
     first = step_of(ckpt) + 1
     want, got = losses(cwd / "clean"), losses(cwd / run)
     assert sorted(got) == list(range(first, 13))

@@ -1,5 +1,6 @@
 """The real-model path on CPU: a Hugging Face model built from a config (byte-level BPE tokenizer, Qwen3-style
-chat template) trained by train.py on GSM8K pairs and scored on GSM8K, then scored again by evaluate.py."""
+chat template) trained by train.py's run (in this process: conftest.train_here) on GSM8K pairs and scored on GSM8K,
+then scored again by evaluate.py."""
 
 import json
 import subprocess
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import train_here
 from micro_hf import build_micro_hf_model, gsm8k_corpus, gsm8k_pairs, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,10 +29,10 @@ def hf_run(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("hf-path")
     model = build_micro_hf_model(base / "model", gsm8k_corpus())
     pairs = write_jsonl(base / "pairs.jsonl", gsm8k_pairs(12))
-    entry("train.py", base, "model=hf", f"model.path={model}", "model.dtype=float32", "data=rectified_4k",
-          f"data.path={pairs}", "data.max_length=512", "data.max_prompt_length=256", "eval=[gsm8k]",
-          f"eval.suites.gsm8k.path={GSM8K}", "eval.suites.gsm8k.limit=20", "eval.max_new_tokens=16",
-          "trainer.max_steps=3", "logger=csv", "hydra.run.dir=run")
+    train_here(base, "model=hf", f"model.path={model}", "model.dtype=float32", "data=rectified_4k",
+               f"data.path={pairs}", "data.max_length=512", "data.max_prompt_length=256", "eval=[gsm8k]",
+               f"eval.suites.gsm8k.path={GSM8K}", "eval.suites.gsm8k.limit=20", "eval.max_new_tokens=16",
+               "trainer.max_steps=3", "logger=csv", "hydra.run.dir=run")  # in this process (conftest.train_here)
     return base
 
 

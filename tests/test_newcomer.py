@@ -29,6 +29,11 @@ MISTAKES = [
     ("evaluate.py", ["generation=server", "generation.options.max_in_flight=0"],
      "error: generation.options.max_in_flight: must be >= 1, got 0"),
     ("evaluate.py", ["kl.batch_size=0"], "error: kl.batch_size: must be >= 1, got 0"),
+    # what Hydra rejects while composing: a key that is not there, an option that is not there (spot.entry)
+    ("train.py", ["loss.betaa=0.1"], "error: loss.betaa: no such key; did you mean loss.beta?"),
+    ("train.py", ["loss=bcoo"], "error: loss=bcoo: no such option; did you mean bco?; the options of loss are "),
+    ("evaluate.py", ["eval.limt=5"], "error: eval.limt: no such key; did you mean eval.limit?"),
+    ("rectify.py", ["oracle=toyy"], "error: oracle=toyy: no such option; did you mean toy?; the options of "),
 ]
 
 

@@ -1,7 +1,8 @@
 """Training a real-path Hugging Face model as on GPUs, on the CPU: precision, LoRA, checkpoints, errors first.
 
 The micro model is a Qwen3ForCausalLM built from a config with a BPE tokenizer (tests/micro_hf.py), saved in
-bf16 like a hub checkpoint, trained by train.py on GSM8K pairs from assets/gsm8k.
+bf16 like a hub checkpoint, trained by train.py on GSM8K pairs from assets/gsm8k. Runs that must stop with one line
+and exit status 2 run train.py in a process of their own; the others run in this one (conftest.train_here).
 """
 
 import json
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import train_here
 from micro_hf import build_micro_hf_model, gsm8k_corpus, gsm8k_pairs, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,8 +65,8 @@ def test_bf16_model_with_mixed_precision_moves_nearly_every_weight_at_lr_1e6(wor
     """model.dtype=bfloat16 + trainer.precision=bf16-mixed: fp32 master weights, so 10 AdamW steps at the paper's
     lr move >99% of them (bf16 weights updated in place left 98% bit-identical); the policy is written as bf16."""
     run = world["dir"] / "bf16-mixed"
-    train(world["dir"], *world["common"], "model.dtype=bfloat16", "trainer.precision=bf16-mixed", "pref_lr=1e-6",
-          "data.batch_size=1", "trainer.max_steps=10", f"hydra.run.dir={run}")
+    train_here(world["dir"], *world["common"], "model.dtype=bfloat16", "trainer.precision=bf16-mixed",
+               "pref_lr=1e-6", "data.batch_size=1", "trainer.max_steps=10", f"hydra.run.dir={run}")
     from safetensors.torch import load_file
 
     initial = load_file(world["model"] / "model.safetensors")
@@ -168,8 +170,8 @@ def test_an_unreachable_hub_dataset_is_one_line(tmp_path):
 
 def test_hf_runs_keep_only_last_checkpoint_unless_asked(world):
     run = world["dir"] / "ckpts"
-    train(world["dir"], *world["common"], "model.dtype=float32", "trainer.max_epochs=2", "data.batch_size=4",
-          "save_policy=false", f"hydra.run.dir={run}")
+    train_here(world["dir"], *world["common"], "model.dtype=float32", "trainer.max_epochs=2", "data.batch_size=4",
+               "save_policy=false", f"hydra.run.dir={run}")
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
     assert not (run / "policy").exists()
 
@@ -187,11 +189,11 @@ def lora_runs(world) -> dict[str, Path]:
     runs = {k: world["dir"] / f"lora-{k}" for k in ("full", "resumed")}
     suite = ["eval=[gsm8k]", f"eval.suites.gsm8k.path={GSM8K}", "eval.suites.gsm8k.limit=8",
              "eval.max_new_tokens=8"]
-    train(world["dir"], *world["common"], *LORA, *suite, "trainer.max_epochs=2", "model.save_top_k=-1",
-          f"hydra.run.dir={runs['full']}")
+    train_here(world["dir"], *world["common"], *LORA, *suite, "trainer.max_epochs=2", "model.save_top_k=-1",
+               f"hydra.run.dir={runs['full']}")
     (first,) = (runs["full"] / "checkpoints").glob("epoch=0-*.ckpt")
-    train(world["dir"], *world["common"], *LORA, "trainer.max_epochs=2", "save_policy=false",
-          f"ckpt_path='{first}'", f"hydra.run.dir={runs['resumed']}")  # Hydra: a value with '=' is quoted
+    train_here(world["dir"], *world["common"], *LORA, "trainer.max_epochs=2", "save_policy=false",
+               f"ckpt_path='{first}'", f"hydra.run.dir={runs['resumed']}")  # Hydra: a value with '=' is quoted
     return runs
 
 

@@ -1,13 +1,18 @@
-"""The real entry point, run as a user runs it, on a micro model: one run, a sweep, bad input, every config."""
+"""The real entry point, run as a user runs it, on a micro model: one run, a sweep, bad input, every config.
+
+What needs no process of its own (a method's data and learning rate, a resumed run) runs in this one
+(conftest.train_here: the config composed as train.py composes it, then spot.run.run)."""
 
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import train_here
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_EVAL = ["eval.suites.toy_in_domain.n=6", "eval.suites.toy_ood.n=3", "eval.suites.toy_prior.n=3",
@@ -76,18 +81,20 @@ def test_sweep_over_losses_and_betas(tmp_path, micro_model_dir, toy_files):
 def test_sft_method_trains_on_single_completions(tmp_path, micro_model_dir, toy_files):
     # toy_data= names the rectify out_dir whose direct.jsonl method=sft reads (it reached the data module as a
     # literal "${toy_data}" once)
-    train(tmp_path, "method=sft", f"model.path={micro_model_dir}", f"toy_data={toy_files['direct'].parent}",
-          "trainer.max_steps=1", "logger=csv", "hydra.run.dir=run", *TINY_EVAL)
+    returned = train_here(tmp_path, "method=sft", f"model.path={micro_model_dir}",
+                          f"toy_data={toy_files['direct'].parent}", "trainer.max_steps=1", "logger=csv",
+                          "hydra.run.dir=run", *TINY_EVAL)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert returned["run"] == metrics["run"]  # run() returns what it wrote
     assert metrics["run"]["method"] == "sft" and metrics["run"]["lr"] == 5e-4
     assert metrics["run"]["data"] == str(toy_files["direct"])
     assert "train/rewards/chosen" not in metrics["train"]  # SFT runs no reference
 
 
 def test_a_not_spot_row_trains_with_its_weight(tmp_path, micro_model_dir, toy_files):
-    train(tmp_path, "method=dpop", "loss.weight=5", f"model.path={micro_model_dir}",
-          f"toy_data={toy_files['pairs'].parent}", "trainer.max_steps=1", "logger=csv", "hydra.run.dir=run",
-          *TINY_EVAL)
+    train_here(tmp_path, "method=dpop", "loss.weight=5", f"model.path={micro_model_dir}",
+               f"toy_data={toy_files['pairs'].parent}", "trainer.max_steps=1", "logger=csv", "hydra.run.dir=run",
+               *TINY_EVAL)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert (metrics["run"]["method"], metrics["run"]["loss"], metrics["run"]["weight"]) == ("dpop", "dpop", 5)
     assert "train/rewards/chosen" in metrics["train"]
@@ -109,11 +116,24 @@ def test_malformed_data_row_is_one_line(tmp_path, micro_model_dir):
     assert "Traceback" not in proc.stderr
 
 
-def test_unknown_loss_and_bad_override_get_hydras_error(tmp_path):
-    proc = train(tmp_path, "loss=kto", check=False)
-    assert proc.returncode != 0 and "Could not find 'loss/kto'" in proc.stderr
-    proc = train(tmp_path, "loss=sft", "loss.beta=0.1", check=False)
-    assert proc.returncode != 0 and "beta" in proc.stderr and "Traceback" not in proc.stderr
+@pytest.mark.parametrize("overrides, line", [
+    (["loss.betaa=0.1"], "error: loss.betaa: no such key; did you mean loss.beta?; the keys of loss are "),
+    (["loss=bcoo"], "error: loss=bcoo: no such option; did you mean bco?; the options of loss are bce, bco, "
+                    "bco_nll, dpo"),
+    (["loss=kto"], "error: loss=kto: no such option; the options of loss are bce, bco, "),
+    (["loss=sft", "loss.beta=0.1"], "error: loss.beta: no such key; the keys of loss are "),
+    (["trainer.max_epochs=abc"], "error: trainer.max_epochs: must be an int, got 'abc'"),
+], ids=["typo", "option-typo", "unknown-option", "key-of-another-loss", "bad-type"])
+def test_what_hydra_or_the_settings_reject_is_one_line_exit_2_in_seconds_and_no_run_dir(tmp_path, overrides,
+                                                                                          line):
+    t0 = time.monotonic()
+    proc = train(tmp_path, *overrides, check=False)  # hydra.run.dir: the default outputs/<date>/<time>_<loss>
+    seconds = time.monotonic() - t0
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]  # one line, nothing else
+    assert proc.stderr.startswith(line), proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no outputs/ run directory
+    assert seconds < 5, f"{seconds:.1f} s"  # composed and checked before torch is imported
 
 
 def test_paired_standard_error_by_hand():
@@ -142,15 +162,16 @@ def test_kill_9_mid_epoch_then_resume_trains_as_an_uninterrupted_run(tmp_path, m
     common = [f"model.path={micro_model_dir}", f"data.path={toy_files['pairs']}", "data.batch_size=4",
               "trainer.max_epochs=2", "trainer.log_every_n_steps=1", "checkpoint.every_minutes=null",
               "checkpoint.every_n_steps=2", "logger=csv", "eval.cache_base=false", "save_policy=false",
-              "eval.suites.toy_in_domain.n=2", "eval.suites.toy_ood.n=1", "eval.suites.toy_prior.n=1"]
-    train(tmp_path, *common, "hydra.run.dir=clean", env=env)
+              "eval.suites.toy_in_domain.n=2", "eval.suites.toy_ood.n=1", "eval.suites.toy_prior.n=1",
+              "threads=1"]  # the killed run in its own process, the others here: the same arithmetic
+    train_here(tmp_path, *common, "hydra.run.dir=clean")
     killed = train(tmp_path, *common, "hydra.run.dir=killed", "+eval.callbacks=[{_target_: kill_probe.KillAfterStep, "
                    "step: 3}]", env=env, check=False)
     assert killed.returncode == -9  # died as a crash does: no cleanup, no metrics
     assert not (tmp_path / "killed" / "metrics.json").exists()
     last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
     assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 2  # mid-epoch 1 (6 a epoch)
-    train(tmp_path, *common, "hydra.run.dir=resumed", f"ckpt_path={last}", env=env)
+    train_here(tmp_path, *common, "hydra.run.dir=resumed", f"ckpt_path={last}")
 
     def losses(run: str) -> dict[int, float]:
         rows = [json.loads(line) for line in (tmp_path / run / "train_log.jsonl").read_text().splitlines()]

@@ -8,7 +8,6 @@ InstantiationException, so it can be printed as one line (spot.errors.exit_with)
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import replace
 
 from hydra.errors import InstantiationException
@@ -95,49 +94,6 @@ def sampling_of(node: DictConfig, key: str) -> Sampling:
         return Sampling(**values)
     except ConfigError as e:  # Sampling names its fields "sampling.<field>"
         raise ConfigError(f"{key}{str(e).removeprefix('sampling')}") from None
-
-
-LAUNCHER_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
-
-
-@contextmanager
-def one_job_per_launch():
-    """Lets Lightning's multi-process launch (DDP, DeepSpeed: one process per device) run inside a Hydra sweep.
-
-    Lightning starts ranks 1..N-1 by re-running `sys.argv` with `hydra.run.dir=<HydraConfig run.dir>`. Under
-    `-m` that would re-run the whole sweep in every rank, into the run pattern's directory, and the launcher's
-    environment (LOCAL_RANK, MASTER_PORT...) left behind by one job would make the next believe its processes
-    were started outside and wait for ranks that never come. For each sweep job this re-launches the job alone
-    (its own overrides, its own directory), and afterwards closes the process group and restores the
-    environment. Outside a sweep, or in a re-launched rank, it does nothing.
-    """
-    import os
-    import sys
-
-    import torch
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-    from omegaconf import read_write
-
-    hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        yield
-        return
-    argv, env = sys.argv[:], {k: os.environ.get(k) for k in LAUNCHER_ENV}
-    sys.argv = [argv[0], *hydra_cfg.overrides.task]
-    with read_write(hydra_cfg.run):
-        hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
-    try:
-        yield
-    finally:
-        sys.argv = argv
-        for k, v in env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
 
 
 def describe_outputs(out_dir) -> str:

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import os
 
-import torch
-
 from spot.errors import ConfigError, check
 
 HALF = {"bfloat16": "bf16", "float16": "16"}
@@ -63,6 +61,8 @@ def is_deepspeed(strategy) -> bool:
 
 def check_hardware(trainer_name: str, accelerator: str, strategy) -> None:
     """A GPU trainer (or any DeepSpeed strategy) on a machine without CUDA stops here, not in Lightning."""
+    import torch
+
     wants_gpu = str(accelerator) in ("gpu", "cuda") or is_deepspeed(strategy)
     if wants_gpu and not torch.cuda.is_available():
         what = "DeepSpeed" if is_deepspeed(strategy) else f"trainer.accelerator={accelerator}"
@@ -92,6 +92,8 @@ def state_bytes_per_device(n_params: int, trainable: int, weight_bytes: int, wor
 
 def device_memory_bytes(accelerator: str) -> tuple[float, str]:
     """(bytes, what) of one training device: the first GPU's memory, else this machine's RAM."""
+    import torch
+
     if str(accelerator) in ("gpu", "cuda") and torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         return float(props.total_memory), f"a {props.name} has"
@@ -103,6 +105,7 @@ def check_model_fits(model_path: str, config, lora, weights_dtype: str, accelera
     """Stops a run whose model states alone (state_bytes_per_device) exceed 90% of one device's memory,
     counted from the model's config on the meta device: no weights are read. On the CPU the processes share
     the machine's RAM."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
@@ -131,6 +134,8 @@ def _check_fits(model_path: str, n_params: int, need: float, have: float, what: 
 
 def check_attention(attn_implementation: str | None) -> None:
     """model.attn_implementation: a known kernel, and the flash kernels only where they can run."""
+    import torch
+
     if attn_implementation is None:
         return
     check(attn_implementation in ATTENTION, "model.attn_implementation",
