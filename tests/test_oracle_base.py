@@ -3,7 +3,6 @@ settings, stats and close directly; and each backend, not rectify.py, says which
 replies unchanged."""
 
 import asyncio
-import importlib.util
 import json
 from pathlib import Path
 
@@ -22,10 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def rectify_script():
-    spec = importlib.util.spec_from_file_location("rectify_script", ROOT / "rectify.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The module holding rectify.py's job (rectify.py only composes the config and calls it)."""
+    import spot.rectify_run
+
+    return spot.rectify_run
 
 
 def composed(oracle: str, *overrides: str):
