@@ -23,14 +23,15 @@ from omegaconf import DictConfig
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
-    from spot.entry import one_job_per_launch
+    from spot.entry import job_label, one_job_per_launch
     from spot.errors import UserError, exit_with
     from spot.run import run
 
     runtime = HydraConfig.get().runtime
+    label = job_label(cfg.method_name, list(HydraConfig.get().overrides.task))  # before a rank rewrites sys.argv
     try:
         with one_job_per_launch():  # under -m, a DDP/DeepSpeed rank re-runs this job, not the sweep
-            metrics = run(cfg, runtime.output_dir, dict(runtime.choices))
+            metrics = run(cfg, runtime.output_dir, dict(runtime.choices), label)
     except UserError as e:
         exit_with(e)
     return (metrics.get("trained") or {}).get("groups", {}).get("in_domain")

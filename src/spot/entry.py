@@ -26,6 +26,7 @@ def main_of(hydra_main: Callable[[], object]) -> None:
     from spot.threads import quiet_idle_threads
 
     quiet_idle_threads()  # before torch is imported: entry points import it inside their job, not at the top
+    register_resolvers()
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing; children (DDP ranks) come here too
     try:
         hydra_main()
@@ -57,6 +58,68 @@ def nearest(name: str, candidates, prefix: str = "") -> str:
     """'; did you mean <prefix.>X?' for the closest candidate, or '' when none is close."""
     close = difflib.get_close_matches(name, [str(c) for c in candidates], n=1, cutoff=0.6)
     return f"; did you mean {prefix + '.' if prefix else ''}{close[0]}?" if close else ""
+
+
+# Already in a sweep job's name through ${method_name}: the loss, the method and the experiment that sets them.
+NAMED_BY_METHOD = ("loss", "method", "experiment")
+
+
+def register_resolvers() -> None:
+    """${spot_job_suffix:${hydra.overrides.task}}: what conf/train.yaml's hydra.sweep.subdir appends to
+    `<num>_<method>`. Registered before Hydra composes (main_of); a test composing the config calls it too."""
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver("spot_job_suffix", lambda task: job_suffix(list(task)), replace=True)
+
+
+def swept_keys(argv: list[str], sweeper_params=None) -> set[str]:
+    """The keys a sweep varies: the command line's sweep overrides (`loss.beta=0.05,0.1`, `range(...)`) and an
+    experiment's hydra.sweeper.params."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser, keys = OverridesParser.create(), set(sweeper_params or {})
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        try:
+            override = parser.parse_overrides([arg])[0]
+        except Exception:  # Hydra itself reports what it cannot parse; here it only names nothing
+            continue
+        if override.is_sweep_override():
+            keys.add(override.key_or_group)
+    return keys
+
+
+def swept_settings(task: list[str], argv: list[str] | None = None) -> list[tuple[str, str]]:
+    """[(name, value)]: the swept settings among a sweep job's overrides `task`, so that jobs differing only in
+    beta or the shift's mode get different names. A name is the key's last part, a value is cut to 24
+    characters (a path: its file name), both with no `=` `,` or `/`: a run directory passes back unquoted as an
+    override (model=<run dir>). `argv` is the command line (default sys.argv)."""
+    import re
+    import sys
+
+    from hydra.core.hydra_config import HydraConfig
+
+    params = HydraConfig.get().sweeper.get("params") if HydraConfig.initialized() else None
+    swept = swept_keys(sys.argv[1:] if argv is None else argv, params) - set(NAMED_BY_METHOD)
+    settings = []
+    for item in task:
+        key, _, value = item.lstrip("+~").partition("=")
+        if key in swept:
+            value = value.rstrip("/").rsplit("/", 1)[-1][:24]
+            settings.append(tuple(re.sub(r"[^A-Za-z0-9._+-]", "_", s) for s in (key.rsplit(".", 1)[-1], value)))
+    return settings
+
+
+def job_suffix(task: list[str], argv: list[str] | None = None) -> str:
+    """`_beta-0.05_mode-ema`: what a sweep job's directory name carries after `<num>_<method>`."""
+    return "".join(f"_{name}-{value}" for name, value in swept_settings(task, argv))
+
+
+def job_label(method_name: str, task: list[str], argv: list[str] | None = None) -> str:
+    """The row label a sweep job prints for itself: `bco beta=0.05, mode=ema` (`bco` when nothing is swept)."""
+    settings = ", ".join(f"{name}={value}" for name, value in swept_settings(task, argv))
+    return f"{method_name} {settings}" if settings else method_name
 
 
 LAUNCHER_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")

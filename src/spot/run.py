@@ -175,10 +175,10 @@ def run_info(cfg: DictConfig, s: Settings, loss_choice: str) -> dict:
             "precision": str(cfg.trainer.precision)}
 
 
-def run(cfg: DictConfig, out_dir: str | Path, choices: Mapping[str, str | None]) -> dict:
+def run(cfg: DictConfig, out_dir: str | Path, choices: Mapping[str, str | None], label: str | None = None) -> dict:
     """One training run of the composed train config: checks, builds, trains, scores, writes metrics.json into
     `out_dir` and returns the metrics. `choices` are the config groups' options (Hydra's runtime.choices; "loss"
-    and "trainer" are read)."""
+    and "trainer" are read); `label` names the run's row (a sweep job's swept settings: spot.entry.job_label)."""
     from spot.threads import apply_threads
 
     s = check_settings(cfg, choices.get("trainer"))
@@ -195,8 +195,8 @@ def run(cfg: DictConfig, out_dir: str | Path, choices: Mapping[str, str | None])
     module, datamodule, chat, model_config = build_module(cfg, s)
     scoring = build_scoring(cfg, s, chat, model_config, out_dir)
     trainer, logger = build_trainer(cfg, s, scoring, model_config, out_dir)
-    metrics = train_and_evaluate(module, datamodule, trainer, scoring, out_dir, run_info(cfg, s, choices["loss"]),
-                                 ckpt_path=cfg.ckpt_path)
+    info = {**run_info(cfg, s, choices["loss"]), "label": label or cfg.method_name}
+    metrics = train_and_evaluate(module, datamodule, trainer, scoring, out_dir, info, ckpt_path=cfg.ckpt_path)
     if logger and hasattr(logger, "experiment") and hasattr(logger.experiment, "finish"):
         logger.experiment.finish()
     if trainer.is_global_zero:

@@ -211,7 +211,8 @@ def train_and_evaluate(module: SPoTModule, datamodule: L.LightningDataModule, tr
         logger.log_metrics(flat, step=trainer.global_step)
     if trained is not None:
         print(describe_scoring(scoring.sampling, scoring.suites))
-        print(format_table([("Base", base["groups"]), (run_info.get("method", "trained"), trained["groups"])]))
+        label = run_info.get("label") or run_info.get("method", "trained")  # a sweep job's: its swept settings
+        print(format_table([("Base", base["groups"]), (label, trained["groups"])]))
     else:
         print(metrics["note"])
     return metrics
