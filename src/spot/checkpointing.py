@@ -12,6 +12,13 @@ new one is whole. A full disk stops the run with one line and leaves no partial 
 DeepSpeed writes a checkpoint as a directory, each rank its shards: `spot.speed.deepspeed.AtomicDeepSpeedStrategy`
 writes it into a staging directory and swaps it in whole (`spot.rows.atomic_directory`).
 
+`ScheduleGuard`: a checkpoint records how many steps its learning-rate schedule spans (warmup and cosine decay
+over the trainer's estimated stepping batches, spot.module); a resume whose trainer would span another number
+(a larger `trainer.max_steps` after a run that `max_steps` stopped, other epochs, batch size, devices) stops with
+one line naming the settings, before its first step. Lightning would otherwise restore the scheduler's step into
+the new span (a learning rate that had decayed to 0 jumps back up) and, from a checkpoint written when
+`max_steps` ended the run mid-epoch, start at the next epoch: the rest of the epoch was never trained.
+
 `SaveOnSignal`: SIGINT (Ctrl-C) or SIGTERM (a scheduler's preemption) during training finishes the optimizer step
 in progress, saves `checkpoints/last.ckpt` and stops with one line saying what was kept and how to resume; all
 ranks stop at the same step. A second signal exits at once (the checkpoints on disk are whole either way).
@@ -59,6 +66,45 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise CheckpointWriteError(
                 f"checkpoint {path} not written: {reason}; nothing partial was left, and the "
                 f"checkpoints already there are intact ({', '.join(kept) or 'none yet'})") from e
+
+
+class ScheduleGuard(L.Callback):
+    """Refuses a resume that would continue the checkpoint's learning-rate schedule over another number of steps
+    (see the module docstring). Checkpoints written before it (no record) resume unchecked."""
+
+    KEY = "spot_schedule"
+
+    def __init__(self, ckpt_path: str | Path | None = None):
+        self.ckpt_path, self.saved = ckpt_path, None
+
+    @staticmethod
+    def span(trainer) -> dict:
+        return {"steps": int(trainer.estimated_stepping_batches), "trainer.max_steps": trainer.max_steps,
+                "trainer.max_epochs": trainer.max_epochs}
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint[self.KEY] = self.span(trainer)
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        self.saved = checkpoint.get(self.KEY)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        now = self.span(trainer)
+        if self.saved is None or self.saved["steps"] == now["steps"]:
+            return
+        raise ScheduleMismatch(
+            f"ckpt_path={self.ckpt_path}: its learning-rate schedule spans {self.saved['steps']} steps "
+            f"({_settings(self.saved)}), this run's would span {now['steps']} ({_settings(now)}); resuming would switch "
+            "schedules midway (a run that max_steps ended has decayed to its end): resume with the trainer, data "
+            "and batch settings it was trained with, or start a new run")
+
+
+def _settings(span: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in span.items() if k != "steps")
+
+
+class ScheduleMismatch(UserError):
+    """A resume whose schedule would span another number of steps than its checkpoint's (ScheduleGuard)."""
 
 
 class SaveOnSignal(L.Callback):
