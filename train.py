@@ -24,13 +24,14 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from spot.entry import job_label, one_job_per_launch
-    from spot.errors import UserError, exit_with
+    from spot.errors import UserError, ctrl_c_stops, exit_with
     from spot.run import run
 
     runtime = HydraConfig.get().runtime
     label = job_label(cfg.method_name, list(HydraConfig.get().overrides.task))  # before a rank rewrites sys.argv
     try:
-        with one_job_per_launch():  # under -m, a DDP/DeepSpeed rank re-runs this job, not the sweep
+        # under -m, a DDP/DeepSpeed rank re-runs this job, not the sweep; Ctrl-C says what was kept, exit 130
+        with one_job_per_launch(), ctrl_c_stops(runtime.output_dir):
             metrics = run(cfg, runtime.output_dir, dict(runtime.choices), label)
     except UserError as e:
         exit_with(e)

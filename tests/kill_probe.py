@@ -56,3 +56,13 @@ class SignalAtStep(L.Callback):
         if trainer.global_step == self.step:
             for _ in range(self.times):
                 os.kill(os.getpid(), self.signum)
+
+
+class SignalAtSetup(L.Callback):
+    """Sends this process `signum` (by name) when fit sets up, before the base is scored: before any step."""
+
+    def __init__(self, signum: str = "SIGINT"):
+        self.signum = getattr(signal, signum)
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        os.kill(os.getpid(), self.signum)

@@ -251,3 +251,32 @@ def test_a_second_signal_stops_at_once(clean):
     assert "SIGTERM: saving a checkpoint after this step" in proc.stderr
     for ckpt in (cwd / "twice" / "checkpoints").glob("*.ckpt"):  # whatever is there loads
         step_of(ckpt)
+
+
+def test_ctrl_c_before_any_step_exits_130_saying_nothing_was_kept_and_leaves_no_empty_run(tmp_path, micro_model_dir):
+    """SIGINT as fit sets up, before the base is scored, with the default (offline W&B) logger: once exit status 1
+    (Lightning's KeyboardInterrupt), a run directory and a W&B run holding nothing, and a `wandb sync` hint."""
+    from conftest import write_toy_files
+
+    args = [a for a in common(micro_model_dir, write_toy_files(tmp_path / "data")["pairs"]) if a != "logger=csv"]
+    proc = train(tmp_path, *args, "hydra.run.dir=outputs/stopped", probe("SignalAtSetup", signum="SIGINT"))
+    assert proc.returncode == 128 + signal.SIGINT, proc.stderr[-3000:]
+    run = tmp_path / "outputs" / "stopped"
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line == f"stopped: SIGINT before anything was saved: nothing kept; the run directory {run} is removed"
+    assert "Traceback" not in proc.stderr and "wandb sync" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "outputs").exists()  # nor the W&B run in it
+
+
+def test_ctrl_c_outside_the_steps_names_the_newest_checkpoint_to_resume_from(tmp_path):
+    from spot.errors import what_was_kept
+
+    ckpts = tmp_path / "checkpoints"
+    ckpts.mkdir()
+    (ckpts / "epoch=0-step=6.ckpt").write_bytes(b"older")
+    os.utime(ckpts / "epoch=0-step=6.ckpt", (1, 1))
+    (ckpts / "last.ckpt").write_bytes(b"newer")
+    (tmp_path / "policy").mkdir()
+    last = ckpts / "last.ckpt"
+    assert what_was_kept(tmp_path) == (f"SIGINT: checkpoint {last} kept; the trained policy is in "
+                                       f"{tmp_path / 'policy'}; resume with ckpt_path={last}")

@@ -39,6 +39,79 @@ class Stopped(UserError):
         self.exit_status = 128 + signum
 
 
+class Interrupted(BaseException):
+    """Ctrl-C outside the training steps (loading, scoring), raised by `ctrl_c_stops`' handler. Not a
+    KeyboardInterrupt: Lightning turns that into exit status 1 with nothing said about what is on disk."""
+
+
+@contextmanager
+def ctrl_c_stops(out_dir):
+    """Ctrl-C (SIGINT) anywhere in a training run ends it as `Stopped` (exit status 130) with one line saying
+    what was kept (`what_was_kept`). During the training steps spot.checkpointing.SaveOnSignal handles it
+    first (a checkpoint, then Stopped) and restores this handler after."""
+    import signal
+    from pathlib import Path
+
+    def interrupt(signum, frame):
+        raise Interrupted
+
+    try:
+        previous = signal.signal(signal.SIGINT, interrupt)
+    except ValueError:  # not the main thread: Python's KeyboardInterrupt, as before
+        previous = None
+    try:
+        yield
+    except Interrupted:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut the cleanup short
+        raise Stopped(what_was_kept(Path(out_dir)), signal.SIGINT) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def what_was_kept(out) -> str:
+    """The stop line of a run interrupted outside its training steps: its newest checkpoint and how to resume;
+    or, with nothing saved, that nothing was kept, after the logger's empty runs and the run directory are
+    removed (`discard_logger_runs`, `discard_unused_run_dir`)."""
+    ckpts = sorted(out.glob("**/*.ckpt"), key=lambda p: p.stat().st_mtime) if out.is_dir() else []
+    policy = out / "policy"
+    saved = f"; the trained policy is in {policy}" if policy.is_dir() else ""
+    if ckpts:
+        return f"SIGINT: checkpoint {ckpts[-1]} kept{saved}; resume with ckpt_path={ckpts[-1]}"
+    if saved:
+        return f"SIGINT after training{saved}, not scored (python evaluate.py model={out} scores it)"
+    discard_logger_runs(out)
+    discard_unused_run_dir()
+    where = "removed" if not out.exists() else "left with what it held before this run"
+    return f"SIGINT before anything was saved: nothing kept; the run directory {out} is {where}"
+
+
+def discard_logger_runs(out) -> None:
+    """Finishes this process's W&B run without its "wandb sync" hint and removes it, and removes CSV logger
+    versions with no metrics: a run stopped before anything was saved logged nothing worth keeping."""
+    import contextlib
+    import io
+    import shutil
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        from pathlib import Path
+
+        run_dir = Path(wandb.run.dir).parent  # <out>/wandb/offline-run-<id>/files -> the run's folder
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            wandb.run.finish(exit_code=130)
+        if out.resolve() in run_dir.resolve().parents:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            logs = out / "wandb"  # wandb's own debug logs and latest-run link, about no run now
+            if logs.is_dir() and not any(p.name.startswith(("run-", "offline-run-")) for p in logs.iterdir()):
+                shutil.rmtree(logs, ignore_errors=True)
+    for version in (out / "csv").glob("version_*"):
+        if not (version / "metrics.csv").exists():
+            shutil.rmtree(version, ignore_errors=True)
+    if (out / "csv").is_dir() and not any((out / "csv").iterdir()):
+        (out / "csv").rmdir()
+
+
 class DiskFull(UserError):
     """A write that failed for want of space (a full disk or an exhausted quota); the message names the file."""
 
