@@ -187,3 +187,15 @@ def test_figures_leave_out_panels_no_run_logged(tmp_path):
     both = curves + [{"label": "bco", "run": "r", "step": 1, "metric": "eval/kl/token", "value": 0.1}]
     two = plot_curves(both, tmp_path / "two")["kl.png"]
     assert width(two) > 1.8 * width(one)  # two panels side by side, against the one panel with data
+
+
+def test_bco_runs_differing_only_in_the_shifts_mode_get_their_own_labelled_rows(tmp_path):
+    """A sweep of reward_shift.mode (experiment=ablation_reward_shift): two rows, each saying its mode."""
+    for name, mode, ind in (("0_bco_mode-cumulative", "cumulative", 0.7), ("1_bco_mode-ema", "ema", 0.9)):
+        run = fake_run(tmp_path, name, "bco", 0.1, 0, ind, 0.8)
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics["run"]["reward_shift"] = mode
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    rows = {r["label"]: r for r in table_rows(find_runs([tmp_path]))}
+    assert rows["bco (reward_shift=cumulative)"]["in_domain"] == pytest.approx(0.7)
+    assert rows["bco (reward_shift=ema)"]["in_domain"] == pytest.approx(0.9)
