@@ -66,12 +66,18 @@ def test_one_bco_run_writes_metrics_checkpoint_policy_and_wandb(tmp_path, micro_
 
 
 def test_sweep_over_losses_and_betas(tmp_path, micro_model_dir, toy_files):
-    train(tmp_path, "-m", "loss=bco,dpo", "loss.beta=0.05,0.1", f"model.path={micro_model_dir}",
+    proc = train(tmp_path, "-m", "loss=bco,dpo", "loss.beta=0.05,0.1", f"model.path={micro_model_dir}",
           f"data.path={toy_files['pairs']}", "trainer.max_steps=1", "logger=csv", "hydra.sweep.dir=sweep",
           *TINY_EVAL)
     metrics = [json.loads(p.read_text()) for p in sorted((tmp_path / "sweep").glob("*/metrics.json"))]
     assert sorted((m["run"]["loss"], m["run"]["beta"]) for m in metrics) == [("bco", 0.05), ("bco", 0.1),
                                                                              ("dpo", 0.05), ("dpo", 0.1)]
+    # jobs named and labelled by what the sweep varies besides the method (once 0_bco and 1_bco, rows "bco")
+    jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name[0].isdigit())
+    assert jobs == ["0_bco_beta-0.05", "1_bco_beta-0.1", "2_dpo_beta-0.05", "3_dpo_beta-0.1"]
+    rows = [line.split("|")[1].strip() for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert [r for r in rows if r not in ("method", "Base")] == ["bco beta=0.05", "bco beta=0.1", "dpo beta=0.05",
+                                                                "dpo beta=0.1"]
     # the base is scored once; the other runs read the cache and say so, with the time they actually spent
     first, *rest = [m["base"] for m in metrics]
     assert not first["cached"] and first["seconds"] > 0
