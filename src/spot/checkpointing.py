@@ -79,7 +79,8 @@ class ScheduleGuard(L.Callback):
 
     @staticmethod
     def span(trainer) -> dict:
-        return {"steps": int(trainer.estimated_stepping_batches), "trainer.max_steps": trainer.max_steps,
+        steps = trainer.estimated_stepping_batches  # inf: no max_steps and an endless data set
+        return {"steps": int(steps) if steps != float("inf") else None, "trainer.max_steps": trainer.max_steps,
                 "trainer.max_epochs": trainer.max_epochs}
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
