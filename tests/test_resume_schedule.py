@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import train_here, write_toy_files
+
 from spot.checkpointing import ScheduleMismatch
 
 

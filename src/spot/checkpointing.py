@@ -95,9 +95,9 @@ class ScheduleGuard(L.Callback):
             return
         raise ScheduleMismatch(
             f"ckpt_path={self.ckpt_path}: its learning-rate schedule spans {self.saved['steps']} steps "
-            f"({_settings(self.saved)}), this run's would span {now['steps']} ({_settings(now)}); resuming would switch "
-            "schedules midway (a run that max_steps ended has decayed to its end): resume with the trainer, data "
-            "and batch settings it was trained with, or start a new run")
+            f"({_settings(self.saved)}), this run's would span {now['steps']} ({_settings(now)}); resuming would "
+            "switch schedules midway (a run that max_steps ended has decayed to its end): resume with the trainer, "
+            "data and batch settings it was trained with, or start a new run")
 
 
 def _settings(span: dict) -> str:

@@ -146,8 +146,8 @@ def build_trainer(cfg: DictConfig, s: Settings, scoring, model_config, out_dir: 
     callbacks = [instantiate(c) for c in cfg.trainer.get("callbacks") or []]
     callbacks += [instantiate(c) for c in cfg.eval.get("callbacks") or []]  # e.g. eval=toy_curves
     callbacks += [Throughput(), StepLog(out_dir / "train_log.jsonl"), TrainProgress(),  # Throughput first
-                  SaveOnSignal(out_dir / "checkpoints" / "last.ckpt"), ScheduleGuard(cfg.ckpt_path),  # Ctrl-C: save, stop
-                  scoring]  # ScheduleGuard: a resume continues its checkpoint's schedule or stops
+                  SaveOnSignal(out_dir / "checkpoints" / "last.ckpt"),  # Ctrl-C/SIGTERM: save, stop
+                  ScheduleGuard(cfg.ckpt_path), scoring]  # a resume continues its checkpoint's schedule or stops
     if s.mid_epoch is not None:
         from lightning.pytorch.callbacks import ModelCheckpoint
 
