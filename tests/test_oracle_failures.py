@@ -18,11 +18,11 @@ import pytest
 
 from spot.answers import MathVerifier
 from spot.errors import DiskFull
-from spot.rectify.oracle_stage import OracleStopped
+from spot.rectify.config import Price, RectifyConfig
 from spot.rectify.journal import Journal
+from spot.rectify.oracle_stage import OracleStopped
 from spot.rectify.oracles.anthropic import AnthropicOracle
 from spot.rectify.oracles.fake_server import REFUSALS, FakeServer, FakeSettings
-from spot.rectify.config import Price, RectifyConfig
 from spot.rectify.pipeline import run
 from spot.rectify.problems import Item
 from spot.rows import write_atomic

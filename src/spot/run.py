@@ -1,10 +1,10 @@
 """train.py's job as one plain function: a composed config in, metrics out (`run`).
 
 train.py composes the config with Hydra and calls `run(cfg, out_dir, choices)`; nothing here reads Hydra's
-runtime, so a test or a script composes the same config (hydra.compose) and calls it in its own process. The
-steps are named: `check_settings` (every value typed and checked before a model or data file is read),
-`check_inputs` (the model and data exist), `build_module` (tokenizer, data, policy, reference), `build_trainer` (scoring, callbacks, the Lightning
-trainer) and `run_info` (what metrics.json says about the run).
+runtime, so a test or a script composes the same config (hydra.compose) and calls it in its own process. The steps
+are named: `check_settings` (every value typed and checked before a model or data file is read), `check_inputs`
+(the model and data exist), `build_module` (tokenizer, data, policy, reference), `build_trainer` (scoring,
+callbacks, the Lightning trainer) and `run_info` (what metrics.json says about the run).
 
 Imports are inside the functions, the light ones first: a bad value stops in a second or two, before Lightning
 and transformers are imported (several seconds on 2 cores).
@@ -12,9 +12,10 @@ and transformers are imported (several seconds on 2 cores).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 

@@ -1,13 +1,13 @@
 """How many threads a run computes with: chosen from the cores it may use, not inherited from torch.
 
-torch starts one intra-op thread per core it sees, whatever else runs there; on a shared machine (load 3-4 on
-2 cores) a 20-step toy run took 140-325 s that way and 9-12 s with one thread (benchmarks/bench_threads.py).
-So a run takes the cores it may use (the CPU affinity, and a cgroup quota where one is set), less those the
-load average says other processes already keep busy, at least one, shared among the training processes that
-run on this machine (trainer=ddp_cpu's ranks); an OMP_NUM_THREADS set in the environment is taken as it is. `threads=N` in any entry point's config sets it; `threads=auto`
-is the default. Idle OpenMP threads are told to sleep rather than spin (OMP_WAIT_POLICY=PASSIVE, unless the
-environment already says), which must happen before torch is imported: entry points start through `spot.entry.main_of`,
-which calls `quiet_idle_threads()` first.
+torch starts one intra-op thread per core it sees, whatever else runs there; on a shared machine (load 3-4 on 2
+cores) a 20-step toy run took 140-325 s that way and 9-12 s with one thread (benchmarks/bench_threads.py). So a
+run takes the cores it may use (the CPU affinity, and a cgroup quota where one is set), less those the load
+average says other processes already keep busy, at least one, shared among the training processes that run on this
+machine (trainer=ddp_cpu's ranks); an OMP_NUM_THREADS set in the environment is taken as it is. `threads=N` in any
+entry point's config sets it; `threads=auto` is the default. Idle OpenMP threads are told to sleep rather than
+spin (OMP_WAIT_POLICY=PASSIVE, unless the environment already says), which must happen before torch is imported:
+entry points start through `spot.entry.main_of`, which calls `quiet_idle_threads()` first.
 """
 
 from __future__ import annotations
