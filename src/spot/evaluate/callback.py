@@ -20,6 +20,7 @@ from pathlib import Path
 
 import lightning as L
 
+from spot.engines.hf import HFEngine
 from spot.evaluate.kl import KLSettings, kl_to_reference, spread_prompts
 from spot.evaluate.scoring import score_model
 from spot.evaluate.suites import Suite
@@ -76,7 +77,8 @@ class EvalCallback(L.Callback):
         if not trainer.is_global_zero:
             return
         policy = pl_module.policy
-        scores = score_model(policy, self.chat, self.suites, self.sampling, seed=self.seed, progress=False).as_dict()
+        in_memory = HFEngine(policy, self.chat.tokenizer)  # the policy as it trains, never written to disk
+        scores = score_model(in_memory, self.chat, self.suites, self.sampling, seed=self.seed, progress=False).as_dict()
         row = {f"eval/{k}/accuracy": v for k, v in scores["suites"].items()}
         row |= {f"eval/{g}": v for g, v in scores["groups"].items()}
         if self.reference is not None and self.kl.n_prompts > 0:
