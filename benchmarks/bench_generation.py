@@ -81,8 +81,10 @@ def open_engine(name: str, model: str, tokenizer, device: str, port: int | None,
     cpu = dict(dtype="float32", max_model_len=max_model_len, gpu_memory_utilization=0.1, enforce_eager=True,
                enable_chunked_prefill=False)  # see conf/generation/vllm_cpu.yaml and cpu.yaml
     if name == "hf":
-        return HFEngine(model, tokenizer, dtype="float32" if device == "cpu" else "bfloat16",
-                        device=None if device == "cpu" else device)
+        from spot.models import load_model
+
+        loaded = load_model(model, "float32" if device == "cpu" else "bfloat16")
+        return HFEngine(loaded if device == "cpu" else loaded.to(device), tokenizer)
     if name == "vllm":
         return VLLMEngine(model, **(cpu if device == "cpu" else {}), cpu_cores=cpu_cores)
     return ServerEngine(model, base_url=f"http://127.0.0.1:{port}/v1")

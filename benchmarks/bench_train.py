@@ -180,16 +180,16 @@ def spot_worker(spec: dict, loss: str, options: set[str]) -> dict:
     from spot.models import load_model, load_tokenizer
     from spot.module import OptimConfig, SPoTModule
     from spot.refcache import ReferenceLogps
+    from spot.reference import PRECOMPUTED, Reference
 
     live = "live" in options
     layout = next((o for o in ("padded", "packed", "shared") if o in options), "shared")
     fn = losses.Objective(getattr(losses, loss), beta=BETA)
     module = SPoTModule(load_model(spec["model_dir"]), fn,
-                        reference=load_model(spec["model_dir"]) if live else None,
+                        reference=Reference.live(load_model(spec["model_dir"])) if live else Reference(PRECOMPUTED),
                         reward_shift=losses.RewardShift() if fn.needs_shift else None,
                         optim=OptimConfig(lr=LR, betas=(0.9, 0.95), weight_decay=0.0, warmup_ratio=0.0,
-                                          min_lr_ratio=1.0),
-                        precomputed_reference=not live)
+                                          min_lr_ratio=1.0))
     dm = PairDataModule(str(Path(spec["data_dir"]) / "pairs.jsonl"), ChatFormat(load_tokenizer(spec["model_dir"])),
                         pairs=True, batch_size=spec["batch"], max_length=8192, max_prompt_length=8192,
                         layout=layout)
@@ -282,6 +282,7 @@ def grad_worker(spec: dict) -> dict:
     from spot.data import PairDataModule
     from spot.models import load_model, load_tokenizer
     from spot.module import SPoTModule
+    from spot.reference import Reference
 
     loss, layout = spec["loss"], spec["layout"]
     tok = load_tokenizer(spec["model_dir"])
@@ -300,7 +301,7 @@ def grad_worker(spec: dict) -> dict:
         trl_loss.backward()
 
     fn = losses.Objective(getattr(losses, "bce" if loss == "bco" else loss), beta=BETA)
-    module = SPoTModule(load_model(spec["model_dir"]), fn, reference=load_model(spec["model_dir"]))
+    module = SPoTModule(load_model(spec["model_dir"]), fn, reference=Reference.live(load_model(spec["model_dir"])))
     module.policy.train()
     dm = PairDataModule(str(Path(spec["data_dir"]) / "pairs.jsonl"), ChatFormat(tok), pairs=True,
                         batch_size=spec["batch"], max_length=8192, max_prompt_length=8192, layout=layout)

@@ -75,6 +75,7 @@ def engine_and_chat(max_model_len: int):
 
     from spot.chat import ChatFormat
     from spot.cli import engine_of
+    from spot.engines import Weights
     from spot.gguf import convert
     from spot.models import load_tokenizer
 
@@ -84,7 +85,7 @@ def engine_and_chat(max_model_len: int):
     path = str(convert(cfg.model.gguf, ROOT / cfg.model.path))
     tokenizer = load_tokenizer(path)
     chat = ChatFormat(tokenizer, cfg.model.enable_thinking, cfg.model.problem_template)
-    return engine_of(cfg.generation).open(path, tokenizer), chat, path
+    return engine_of(cfg.generation).open(Weights.at(path), tokenizer), chat, path
 
 
 def main() -> None:

@@ -39,12 +39,14 @@ def from_run(run: Path, n: int) -> list[tuple[str, str]]:
 
 def from_model(path: Path, n: int, samples: int = 0) -> tuple[list[tuple[str, str]], list[list[str]]]:
     """Greedy answers to the first n test problems, and `samples` answers each at temperature 1.0."""
+    from spot.engines.hf import HFEngine
     from spot.generation import Sampling, generate
     from spot.models import load_model, load_tokenizer
     from spot.toy.suites import toy_test_problems
 
     prompts = [p.text for p in toy_test_problems(n)]
-    model, chat = load_model(str(path)), ChatFormat(load_tokenizer(str(path)))
+    tokenizer = load_tokenizer(str(path))
+    model, chat = HFEngine(load_model(str(path)), tokenizer), ChatFormat(tokenizer)
     completions = generate(model, chat, prompts, Sampling(max_new_tokens=128, batch_size=250), desc=path.name)
     sampled = [generate(model, chat, prompts, Sampling(max_new_tokens=128, temperature=1.0, batch_size=250),
                         seed=1 + k, desc=f"{path.name} sample {k + 1}/{samples}") for k in range(samples)]

@@ -282,3 +282,21 @@ def test_the_hf_engine_shows_progress_inside_a_batch(monkeypatch, capsys):
     during = [line for line in lines if line.startswith("[gen] 0/1 prompts")]  # the batch not yet done
     assert len(answer) >= 10 and len(during) >= 10, lines
     assert lines[-1].startswith("[gen] 1/1 prompts")
+
+
+def test_each_engine_takes_the_model_in_the_form_it_wants(monkeypatch):
+    """A caller describes a model once (Weights); the engine takes it from memory (hf) or from disk (vllm,
+    server), and the other form is never made: no save for hf, no load for an engine that reads a directory."""
+    import torch
+
+    from spot.engines import HF, EngineSpec, Weights
+    from spot.engines.server import ServerEngine
+
+    def never():
+        raise AssertionError("this engine asked for the form it does not take")
+
+    model = torch.nn.Linear(1, 1)
+    assert HF.open(Weights(lambda: model, never), tokenizer=None).model is model
+    monkeypatch.setattr(ServerEngine, "_check_served", lambda self, api_key_env: None)  # no server to ask
+    server = EngineSpec("spot.engines.server.ServerEngine", {"base_url": "http://127.0.0.1:9/v1"})
+    assert server.open(Weights(never, lambda: "runs/x/policy"), tokenizer=None).model == "runs/x/policy"

@@ -10,6 +10,7 @@ from spot.chat import ChatFormat
 from spot.data import PairDataModule
 from spot.models import load_model, load_tokenizer
 from spot.module import OptimConfig, SPoTModule
+from spot.reference import Reference
 
 
 class StepLosses(L.Callback):
@@ -25,7 +26,8 @@ def make(micro_model_dir, path, loss, batch_size=4, shift_mode="cumulative"):
     policy = load_model(micro_model_dir)
     ref = load_model(micro_model_dir) if loss.needs_reference else None
     shift = losses.RewardShift(shift_mode) if loss.needs_shift else None
-    module = SPoTModule(policy, fn, reference=ref, reward_shift=shift, optim=OptimConfig(lr=1e-2))
+    module = SPoTModule(policy, fn, reference=Reference.live(ref) if ref is not None else Reference(),
+                        reward_shift=shift, optim=OptimConfig(lr=1e-2))
     dm = PairDataModule(str(path), ChatFormat(load_tokenizer(micro_model_dir)), pairs=loss.needs_pairs,
                         batch_size=batch_size)
     return module, dm
@@ -100,11 +102,11 @@ def test_resume_continues_with_the_same_losses_and_reward_shift(tmp_path, micro_
 def test_reference_is_frozen_and_not_checkpointed(tmp_path, micro_model_dir, toy_files):
     module, dm = make(micro_model_dir, toy_files["pairs"], losses.bco)
     before = weights(module)
-    ref_before = torch.cat([p.flatten() for p in module.reference.parameters()]).clone()
+    ref_before = torch.cat([p.flatten() for p in module.reference.model.parameters()]).clone()
     ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
     trainer(tmp_path, max_steps=2, callbacks=[ckpt]).fit(module, datamodule=dm)
     assert not torch.allclose(before, weights(module))  # the policy moved
-    assert torch.equal(ref_before, torch.cat([p.flatten() for p in module.reference.parameters()]))
+    assert torch.equal(ref_before, torch.cat([p.flatten() for p in module.reference.model.parameters()]))
     state = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)["state_dict"]
     assert all(k.startswith(("policy.", "reward_shift.")) for k in state)
     assert "reward_shift.value" in state
@@ -112,7 +114,7 @@ def test_reference_is_frozen_and_not_checkpointed(tmp_path, micro_model_dir, toy
 
 def test_sft_skips_the_reference_and_the_rejected_half(micro_model_dir, toy_files):
     module, dm = make(micro_model_dir, toy_files["rft"], losses.sft)
-    assert module.reference is None and not module.needs_pairs
+    assert module.reference.kind == "none" and not module.needs_pairs
     dm.setup()
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_ids"].shape[0] == 4  # no rejected rows
@@ -126,3 +128,17 @@ def test_policy_equal_to_reference_gives_zero_rewards_and_dpo_log2(micro_model_d
     lp = module.forward_logps(next(iter(dm.train_dataloader())))
     out = losses.dpo(lp, beta=0.1)
     assert torch.allclose(out.losses, torch.full_like(out.losses, 0.6931472), atol=1e-5)
+
+
+def test_a_reference_that_does_not_fit_the_loss_is_refused(micro_model_dir):
+    """The kind is decided once (spot.reference.decide); the module refuses a mismatch instead of re-deciding."""
+    from spot.reference import ADAPTERS_OFF, PRECOMPUTED
+
+    with pytest.raises(ValueError, match="this loss uses no reference; a live reference was given"):
+        SPoTModule(load_model(micro_model_dir), losses.Objective(losses.sft),
+                   reference=Reference.live(load_model(micro_model_dir)))
+    with pytest.raises(ValueError, match="this loss uses no reference; a precomputed reference was given"):
+        SPoTModule(load_model(micro_model_dir), losses.Objective(losses.sft), reference=Reference(PRECOMPUTED))
+    with pytest.raises(ValueError, match="adapters_off reference needs a policy with LoRA adapters"):
+        SPoTModule(load_model(micro_model_dir), losses.Objective(losses.dpo, beta=0.1),
+                   reference=Reference(ADAPTERS_OFF))

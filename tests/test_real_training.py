@@ -240,11 +240,13 @@ def test_lora_reference_is_the_untouched_base(world):
     from spot.lora import LoraSpec
     from spot.models import load_model, load_tokenizer
     from spot.module import SPoTModule
+    from spot.reference import ADAPTERS_OFF, Reference, decide
 
     path = str(world["model"])
     policy = LoraSpec(r=4).apply(load_model(path, "float32"))
-    module = SPoTModule(policy, losses.Objective(losses.bco, beta=0.1))
-    assert module.adapter_reference and module.reference is None
+    bco = losses.Objective(losses.bco, beta=0.1)
+    module = SPoTModule(policy, bco, reference=Reference(decide(bco, precompute=True, lora=True)))
+    assert module.reference.kind == ADAPTERS_OFF and module.reference.model is None
     dm = PairDataModule(str(world["pairs"]), ChatFormat(load_tokenizer(path)), pairs=True, batch_size=4,
                         max_length=256, max_prompt_length=128)
     dm.setup("fit")

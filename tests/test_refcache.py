@@ -12,6 +12,7 @@ from spot.data import PairDataModule
 from spot.models import load_model, load_tokenizer
 from spot.module import OptimConfig, SPoTModule
 from spot.refcache import ReferenceLogps, cache_key, compute_reference_logps, model_fingerprint
+from spot.reference import PRECOMPUTED, Reference
 
 
 class Record(L.Callback):
@@ -30,10 +31,10 @@ class Record(L.Callback):
 def fit(micro_model_dir, path, tmp_path, loss=losses.bco, precomputed=True, layout="padded", steps=4,
         cache=None, precision="32-true"):
     fn = losses.Objective(loss, beta=0.1)
-    module = SPoTModule(load_model(micro_model_dir), fn,
-                        reference=None if precomputed else load_model(micro_model_dir),
+    reference = Reference(PRECOMPUTED) if precomputed else Reference.live(load_model(micro_model_dir))
+    module = SPoTModule(load_model(micro_model_dir), fn, reference=reference,
                         reward_shift=losses.RewardShift() if loss.needs_shift else None,
-                        optim=OptimConfig(lr=1e-2), precomputed_reference=precomputed)
+                        optim=OptimConfig(lr=1e-2))
     dm = PairDataModule(str(path), ChatFormat(load_tokenizer(micro_model_dir)), pairs=True, batch_size=4, layout=layout,
                         val_fraction=0.2)
     rec, refs = Record(), ReferenceLogps(cache if cache is not None else tmp_path / "cache")
@@ -48,7 +49,7 @@ def test_cached_reference_trains_like_the_live_reference_step_by_step(tmp_path, 
                                                                       layout):
     live, live_rec, _ = fit(micro_model_dir, toy_files["pairs"], tmp_path / "live", precomputed=False)
     cached, rec, refs = fit(micro_model_dir, toy_files["pairs"], tmp_path / "cached", layout=layout)
-    assert cached.reference is None  # no reference model existed at any point of this run
+    assert cached.reference.model is None  # no reference model existed at any point of this run
     assert all(rec.carried) and not any(live_rec.carried)
     assert refs.report["train"]["source"] == "computed" and refs.report["val"]["source"] == "computed"
     assert rec.losses == pytest.approx(live_rec.losses, abs=1e-5)
@@ -62,7 +63,7 @@ def test_second_run_reads_the_cache_and_never_scores_a_reference(tmp_path, micro
     fit(micro_model_dir, toy_files["pairs"], tmp_path / "a", steps=1, cache=tmp_path / "cache")
     calls = []
     module = SPoTModule(load_model(micro_model_dir), losses.Objective(losses.dpo, beta=0.1),
-                        optim=OptimConfig(lr=1e-2), precomputed_reference=True)
+                        optim=OptimConfig(lr=1e-2), reference=Reference(PRECOMPUTED))
     module.policy.base_model.register_forward_hook(lambda *a: calls.append(module.trainer.global_step))
     dm = PairDataModule(str(toy_files["pairs"]), ChatFormat(load_tokenizer(micro_model_dir)), pairs=True, batch_size=4,
                         val_fraction=0.2)
@@ -128,7 +129,7 @@ def test_precompute_matches_scoring_each_sequence_alone(micro_model_dir):
 
 def test_a_batch_without_reference_log_probs_is_an_error_not_a_fallback(micro_model_dir, toy_files):
     module = SPoTModule(load_model(micro_model_dir), losses.Objective(losses.dpo, beta=0.1),
-                        precomputed_reference=True)
+                        reference=Reference(PRECOMPUTED))
     dm = PairDataModule(str(toy_files["pairs"]), ChatFormat(load_tokenizer(micro_model_dir)), pairs=True, batch_size=4)
     dm.setup()
     with pytest.raises(RuntimeError, match="carries no ref_logps"):

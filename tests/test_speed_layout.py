@@ -12,6 +12,7 @@ from spot.errors import ConfigError
 from spot.logps import sequence_logps
 from spot.models import load_model, load_tokenizer
 from spot.module import OptimConfig, SPoTModule
+from spot.reference import Reference
 from spot.speed.layout import first_fit_rows, layout_batch, pair_unit
 
 
@@ -126,7 +127,7 @@ def test_training_curve_is_the_same_in_every_layout(tmp_path, micro_model_dir, t
     curves = {}
     for layout in ("padded", "packed", "shared"):
         module = SPoTModule(load_model(micro_model_dir), losses.Objective(losses.dpo, beta=0.1),
-                            reference=load_model(micro_model_dir), optim=OptimConfig(lr=1e-2))
+                            reference=Reference.live(load_model(micro_model_dir)), optim=OptimConfig(lr=1e-2))
         dm = PairDataModule(str(toy_files["pairs"]), ChatFormat(load_tokenizer(micro_model_dir)), pairs=True,
                             batch_size=4, layout=layout)
         rec = StepLosses()

@@ -119,10 +119,12 @@ def test_tokenizer_and_model_reload_through_auto_classes(micro_model_dir):
 
 def test_batched_generation_equals_one_at_a_time(micro_model_dir):
     """Left padding must not change greedy outputs."""
+    from spot.engines.hf import HFEngine
     from spot.generation import Sampling, generate
     from spot.models import load_model, load_tokenizer
 
-    tok, model = load_tokenizer(micro_model_dir), load_model(micro_model_dir)
+    tok = load_tokenizer(micro_model_dir)
+    model = HFEngine(load_model(micro_model_dir), tok)
     prompts = ["Ann has 1 pens. How many pens?", "Sort the letters of zyx.", "Count the letter a in aaab."]
     s = Sampling(max_new_tokens=12, batch_size=8)
     together = generate(model, ChatFormat(tok), prompts, s, progress=False)

@@ -13,6 +13,7 @@ from spot.data import PairDataModule
 from spot.generation import Sampling
 from spot.models import PolicySaver, load_model, load_tokenizer
 from spot.module import OptimConfig, SPoTModule
+from spot.reference import Reference
 from spot.toy.suites import toy_suite
 
 
@@ -44,7 +45,7 @@ def test_trained_policy_is_gathered_before_it_is_scored_and_saved(tmp_path, micr
     chat = ChatFormat(load_tokenizer(micro_model_dir))
     initial = {k: v.clone() for k, v in load_model(micro_model_dir).state_dict().items()}
     module = SPoTModule(load_model(micro_model_dir), losses.Objective(losses.bco, beta=0.1),
-                        reference=load_model(micro_model_dir), optim=OptimConfig(lr=1e-2))
+                        reference=Reference.live(load_model(micro_model_dir)), optim=OptimConfig(lr=1e-2))
     dm = PairDataModule(str(toy_files["pairs"]), chat, pairs=True, batch_size=4)
     suites = toy_suite("in_domain", n=3, max_new_tokens=4)
     scoring = training.RunScoring(chat, suites, Sampling(batch_size=8), save=PolicySaver(tmp_path / "policy"),

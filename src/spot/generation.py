@@ -57,12 +57,8 @@ def generate(
 ) -> list[str]:
     """One completion per problem, in the problems' order, special tokens stripped. Each problem is formatted
     by `chat` (with `template` in place of the model's problem template when given) and completed by `engine`
-    (spot.engines); a loaded model stands for transformers' generate on it (the hf engine). `positions` and
-    `on_done` go to the engine (spot.engines.base.Engine): the seeds' places, and a hook for what arrives."""
-    if not hasattr(engine, "complete"):
-        from spot.engines.hf import HFEngine
-
-        engine = HFEngine(engine, chat.tokenizer)
+    (spot.engines.base.Engine; a model in memory is completed by spot.engines.hf.HFEngine(model, tokenizer)).
+    `positions` and `on_done` go to the engine: the seeds' places, and a hook for what arrives."""
     prompts = [chat.prompt_ids(p, template) for p in problems]
     return engine.complete(prompts, sampling, seed=seed, progress=progress, desc=desc, positions=positions,
                            on_done=on_done)

@@ -11,52 +11,48 @@ from spot.logps import sequence_logps
 from spot.lora import has_adapters
 from spot.losses import LossOutput, Objective, RewardShift, SequenceLogps, implicit_rewards
 from spot.optim import OptimConfig
+from spot.reference import ADAPTERS_OFF, NO_REFERENCE, NONE, Reference
 from spot.speed.deepspeed import adamw_class, prepare_reference
 
 
 class SPoTModule(L.LightningModule):
     """Runs chosen and rejected completions through the policy in one forward and applies the loss.
 
-    The reference model is held outside the module tree (a plain attribute, not a submodule): the optimizer,
-    the checkpoint and DeepSpeed never see it, it stays in eval mode without gradients, and it is only run when
-    the loss declares `needs_reference`. BCO's reward shift is a submodule of buffers, so it is checkpointed.
+    The reference is a `spot.reference.Reference`, decided by the caller (run.py: `spot.reference.decide`):
+    none, live (a frozen model held outside the module tree: the optimizer, the checkpoint and DeepSpeed never
+    see it), precomputed (every batch carries `ref_logps`, from spot.refcache) or adapters_off (a LoRA policy
+    with its adapters disabled). It is only asked when the loss declares `needs_reference`. BCO's reward shift
+    is a submodule of buffers, so it is checkpointed.
 
-    With `precomputed_reference=True` there is no reference model at all: every batch must carry `ref_logps`
-    (spot.refcache fills them before training), and a batch without them is an error, never a silent fallback.
-    A batch that carries them is scored with them even when a reference model is present.
-
-    A policy with LoRA adapters (peft) needs neither: its reference is itself with the adapters disabled, the
-    untouched base, run without gradients. Its checkpoints then hold the trainable weights (the adapters) and
-    the reward shift only, not the frozen base, which is reloaded from model.path on resume.
+    A policy with LoRA adapters checkpoints the trainable weights (the adapters) and the reward shift only, not
+    the frozen base, which is reloaded from model.path on resume.
     """
 
-    def __init__(self, policy: torch.nn.Module, objective: Objective, reference: torch.nn.Module | None = None,
-                 reward_shift: RewardShift | None = None, optim: OptimConfig | None = None,
-                 precomputed_reference: bool = False):
+    def __init__(self, policy: torch.nn.Module, objective: Objective, reference: Reference = NO_REFERENCE,
+                 reward_shift: RewardShift | None = None, optim: OptimConfig | None = None):
         super().__init__()
         self.policy, self.objective, self.optim = policy, objective, optim or OptimConfig()
-        self.needs_reference = objective.needs_reference
         self.needs_pairs, self.needs_shift = objective.needs_pairs, objective.needs_shift
-        self.precomputed_reference = precomputed_reference and self.needs_reference
-        self.adapter_reference = (self.needs_reference and reference is None and not self.precomputed_reference
-                                  and has_adapters(policy))
-        self.adapters_only = has_adapters(policy)
-        self.strict_loading = not self.adapters_only  # an adapters-only checkpoint lacks the frozen base
-        if self.needs_reference and reference is None and not (self.precomputed_reference or self.adapter_reference):
+        # a mismatch is the caller's mistake: a reference loaded for nothing, or a loss left without one
+        if objective.needs_reference and reference.kind == NONE:
             raise ValueError("this loss needs a reference model, precomputed reference log-probs or a policy "
                              "with adapters; none was given")
+        if not objective.needs_reference and reference.kind != NONE:
+            raise ValueError(f"this loss uses no reference; a {reference.kind} reference was given")
+        if reference.kind == ADAPTERS_OFF and not has_adapters(policy):
+            raise ValueError("an adapters_off reference needs a policy with LoRA adapters (spot.lora)")
+        self.reference = reference
+        self.adapters_only = has_adapters(policy)
+        self.strict_loading = not self.adapters_only  # an adapters-only checkpoint lacks the frozen base
         if self.needs_shift and reward_shift is None:
             reward_shift = RewardShift()
         self.reward_shift = reward_shift if self.needs_shift else None
-        object.__setattr__(self, "reference", reference if self.needs_reference else None)
-        if self.reference is not None:
-            self.reference.eval().requires_grad_(False)
 
     def on_fit_start(self) -> None:
         self.policy.train()  # from_pretrained returns eval mode, and Lightning keeps modules' modes
-        if self.reference is not None:  # on the device, or sharded for inference under ZeRO-3
-            object.__setattr__(self, "reference", prepare_reference(self.reference, self.trainer.strategy,
-                                                                    self.device))
+        if self.reference.model is not None:  # on the device, or sharded for inference under ZeRO-3
+            model = prepare_reference(self.reference.model, self.trainer.strategy, self.device)
+            self.reference = Reference.live(model)
 
     def forward_logps(self, batch: dict[str, torch.Tensor]) -> SequenceLogps:
         """Policy (and reference) log-probs; with pairs the batch holds B chosen then B rejected sequences."""
@@ -65,16 +61,7 @@ class SPoTModule(L.LightningModule):
         batch.pop("index", None)  # (B,) which examples these are (spot.data): not a model input
         logp, n_tok = sequence_logps(self.policy, **batch)  # (N,), (N,)
         b = logp.shape[0] // 2 if self.needs_pairs else logp.shape[0]
-        if not self.needs_reference:
-            ref = None
-        elif ref is None and self.adapter_reference:
-            ref = self._base_logps(batch)
-        elif ref is None and self.reference is None:
-            raise RuntimeError("precomputed_reference=True but this batch carries no ref_logps: attach them "
-                               "with spot.refcache.ReferenceLogps (train.py does when speed.precompute_reference)")
-        elif ref is None:
-            with torch.no_grad():
-                ref, _ = sequence_logps(self.reference, **batch)
+        ref = self.reference.logps(self.policy, batch, attached=ref)
         pairs = self.needs_pairs
         return SequenceLogps(
             chosen=logp[:b], chosen_tokens=n_tok[:b],
@@ -82,18 +69,6 @@ class SPoTModule(L.LightningModule):
             ref_chosen=None if ref is None else ref[:b],
             ref_rejected=None if ref is None or not pairs else ref[b:],
         )
-
-    @torch.no_grad()
-    def _base_logps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The reference log-probs of a LoRA policy: the same model with its adapters off, in eval mode."""
-        was_training = self.policy.training
-        self.policy.eval()
-        try:
-            with self.policy.disable_adapter():
-                ref, _ = sequence_logps(self.policy, **batch)
-        finally:
-            self.policy.train(was_training)
-        return ref
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.adapters_only:  # the trainable weights and the buffers (reward shift); the base is model.path

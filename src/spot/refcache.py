@@ -3,7 +3,7 @@
 docs/METHOD.md ("Training recipe"): reference log-probs are computed once before training, then the reference model
 is freed. Here the pass runs in the `ReferenceLogps` callback's `setup` hook, after the process group exists and
 before any checkpoint is restored, so:
-  - with no separate reference model, the policy itself is scored: before its first update it *is* the
+  - the policy itself is scored: before its first update it *is* the
     reference (both load from model.path), so the reference model is never loaded at all;
   - on N ranks each scores every N-th example and the results are all-gathered (an 8-GPU run pays 1/8);
   - under DeepSpeed the model is not yet wrapped, so ZeRO-3 does not have to shard a second model.
@@ -19,7 +19,6 @@ produce, so any change to them (or to the weights) selects a different file, nev
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import logging
 import os
@@ -31,6 +30,7 @@ import torch
 
 from spot.logps import padded_batch, sequence_logps
 from spot.progress import Progress
+from spot.reference import PRECOMPUTED
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +128,9 @@ def sharded_reference_logps(model, examples: list[Example], pad_id: int, device,
 class ReferenceLogps(L.Callback):
     """Attaches reference log-probs to the data module's train and val examples before training starts.
 
-    Loads them from `cache_dir` when the key matches, else computes them (sharded over ranks) and saves them.
-    The model scored is the module's reference when it has one (which is then freed), else the policy, still
-    at its initial weights in `setup`. `self.report` says, per split, where they came from and how long it took.
+    Only for a module whose `reference` is precomputed (spot.reference). Loads them from `cache_dir` when the
+    key matches, else computes them (sharded over ranks) and saves them. The model scored is the policy, still at
+    its initial weights in `setup`. `self.report` says, per split, where they came from and how long it took.
     """
 
     def __init__(self, cache_dir: str | Path | None = ".cache/spot/ref_logps", max_tokens: int = 16384,
@@ -141,13 +141,13 @@ class ReferenceLogps(L.Callback):
         self.report: dict[str, dict] = {}
 
     def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
-        if not getattr(pl_module, "precomputed_reference", False):
+        if pl_module.reference.kind != PRECOMPUTED:  # decided by spot.reference.decide; nothing to attach
             return
         dm, self._precision = trainer.datamodule, trainer.precision
         if dm is None or not hasattr(dm, "attach_reference"):
             raise RuntimeError("precomputed reference log-probs need a PairDataModule: "
                                "call trainer.fit(module, datamodule=...)")
-        model = pl_module.reference if pl_module.reference is not None else pl_module.policy
+        model = pl_module.policy  # in setup, before the first update, the policy is the reference
         model_hash = self.model_key or _from_rank0(model_fingerprint(model) if trainer.global_rank == 0 else None)
         dtype = next(model.parameters()).dtype
         model_hash += f"|{trainer.precision}|{dtype}"  # bf16 and fp32 log-probs differ: one file each
@@ -157,12 +157,6 @@ class ReferenceLogps(L.Callback):
                 ref, self.report[split] = self._load_or_compute(model, examples, dm.tokenizer.pad_token_id,
                                                                 model_hash, device, trainer.global_rank)
                 dm.attach_reference(split, ref)
-        if pl_module.reference is not None:  # the reference model is not needed again: free it
-            object.__setattr__(pl_module, "reference", None)
-            del model
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
 
     def _load_or_compute(self, model, examples: list[Example], pad_id: int, model_hash: str, device,
                          rank: int) -> tuple[torch.Tensor, dict]:

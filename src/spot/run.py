@@ -34,8 +34,7 @@ class Settings:
     strategy: Any           # the trainer's strategy node or name
     weights_dtype: str
     mid_epoch: dict | None  # the mid-epoch ModelCheckpoint's cadence
-    precompute: bool        # reference log-probs precomputed (spot.refcache)
-    live_reference: bool    # a frozen reference model loaded beside the policy
+    reference: str          # where reference log-probs come from: a spot.reference kind, decided here once
 
 
 def check_settings(cfg: DictConfig, trainer_choice: str | None) -> Settings:
@@ -53,6 +52,7 @@ def check_settings(cfg: DictConfig, trainer_choice: str | None) -> Settings:
     from spot.losses import RewardShift
     from spot.optim import OptimConfig
     from spot.preflight import check_attention, check_hardware, checkpoint_cadence, is_deepspeed, load_dtype
+    from spot.reference import decide
 
     objective = build(cfg.loss, "loss")
     optim = OptimConfig(**{**cfg.optim, "betas": tuple(cfg.optim.betas)})
@@ -66,11 +66,9 @@ def check_settings(cfg: DictConfig, trainer_choice: str | None) -> Settings:
     weights_dtype = load_dtype(cfg.model.dtype, cfg.trainer.precision, is_deepspeed(strategy), lora.enabled)
     check_attention(cfg.model.get("attn_implementation"))
     mid_epoch = checkpoint_cadence(**cfg.checkpoint) if cfg.get("checkpoint") else None
-    # With LoRA the reference is the base with the adapters off; else precomputed (spot.refcache), or live.
-    precompute = objective.needs_reference and cfg.speed.precompute_reference and not lora.enabled
-    live_reference = objective.needs_reference and not precompute and not lora.enabled
+    reference = decide(objective, precompute=cfg.speed.precompute_reference, lora=lora.enabled)
     return Settings(objective, optim, shift, sampling, suites, engine, lora, strategy, weights_dtype, mid_epoch,
-                    precompute, live_reference)
+                    reference)
 
 
 def check_inputs(cfg: DictConfig) -> None:
@@ -91,12 +89,13 @@ def build_module(cfg: DictConfig, s: Settings):
     from spot.models import load_config, load_model, load_tokenizer
     from spot.module import SPoTModule
     from spot.preflight import check_model_fits
+    from spot.reference import LIVE, Reference
 
     tokenizer = load_tokenizer(cfg.model.path)
     model_config = load_config(cfg.model.path)
     strategy_spec = OmegaConf.to_container(s.strategy, resolve=True) if hasattr(s.strategy, "keys") else s.strategy
     check_model_fits(cfg.model.path, model_config, s.lora, s.weights_dtype, cfg.trainer.accelerator,
-                     cfg.trainer.devices, strategy_spec, s.live_reference)
+                     cfg.trainer.devices, strategy_spec, s.reference == LIVE)
     chat = ChatFormat(tokenizer, cfg.model.enable_thinking, cfg.model.problem_template)
     datamodule = PairDataModule(chat=chat, pairs=s.objective.needs_pairs, seed=cfg.seed, layout=cfg.speed.layout,
                                 group_by_length=cfg.speed.group_by_length,
@@ -108,11 +107,11 @@ def build_module(cfg: DictConfig, s: Settings):
         policy = s.lora.apply(policy)
     if cfg.speed.gradient_checkpointing:
         policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    # Precomputed: the policy, still at its initial weights, scores the reference log-probs before training
-    # (spot.refcache), so the reference model is never loaded.
-    reference = load_model(cfg.model.path, cfg.model.dtype, attn) if s.live_reference else None
-    module = SPoTModule(policy, s.objective, reference=reference, reward_shift=s.shift, optim=s.optim,
-                        precomputed_reference=s.precompute)
+    # only a live reference is a second model; precomputed log-probs come from the policy at its initial
+    # weights before training (spot.refcache), adapters_off from the policy itself
+    reference = Reference.live(load_model(cfg.model.path, cfg.model.dtype, attn)) if s.reference == LIVE \
+        else Reference(s.reference)
+    module = SPoTModule(policy, s.objective, reference=reference, reward_shift=s.shift, optim=s.optim)
     return module, datamodule, chat, model_config
 
 
@@ -140,6 +139,7 @@ def build_trainer(cfg: DictConfig, s: Settings, scoring, model_config, out_dir: 
     from spot.preflight import is_deepspeed
     from spot.progress import on_terminal
     from spot.refcache import ReferenceLogps
+    from spot.reference import PRECOMPUTED
     from spot.throughput import Throughput
     from spot.training import StepLog, TrainProgress
 
@@ -154,7 +154,7 @@ def build_trainer(cfg: DictConfig, s: Settings, scoring, model_config, out_dir: 
 
         callbacks.append(ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0,
                                          enable_version_counter=False, **s.mid_epoch))  # the same last.ckpt
-    if s.precompute:
+    if s.reference == PRECOMPUTED:
         callbacks.append(ReferenceLogps(cfg.speed.reference_cache_dir,
                                         model_key=weights_key(cfg.model.path, model_config)))
     # no terminal (nohup, SLURM, CI): Lightning's bar would print once at the end; TrainProgress prints lines

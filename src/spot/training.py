@@ -33,7 +33,7 @@ import lightning as L
 import torch
 
 from spot.chat import ChatFormat
-from spot.engines import HF, EngineSpec
+from spot.engines import HF, EngineSpec, Weights
 from spot.errors import ConfigError
 from spot.evaluate.metrics import assemble, summary_metrics, write_metrics, write_samples
 from spot.evaluate.scoring import Scores, score_model
@@ -89,8 +89,8 @@ class RunScoring(L.Callback):
         self.engine, self.base_model = engine, base_model
         self.base = self.trained = self.records = None
 
-    def _score(self, model) -> Scores:
-        engine = self.engine.open(model, self.chat.tokenizer)
+    def _score(self, weights: Weights) -> Scores:
+        engine = self.engine.open(weights, self.chat.tokenizer)
         try:
             return score_model(engine, self.chat, self.suites, self.sampling, seed=self.seed, progress=self.progress)
         finally:
@@ -105,10 +105,8 @@ class RunScoring(L.Callback):
             # "seconds" is what this run spent; the run that filled the cache spent "computed_seconds"
             self.base = {**saved, "seconds": 0.0, "computed_seconds": saved["seconds"], "cached": True}
             return
-        if self.engine.loads_from_disk:
-            scores = self._score(self.base_model)
-        else:
-            scores = self._score(pl_module.policy.to(trainer.strategy.root_device))
+        scores = self._score(Weights(lambda: pl_module.policy.to(trainer.strategy.root_device),
+                                     lambda: self.base_model))
         self.base = {**scores.as_dict(), "cached": False}
         if self.base_cache is not None:
             write_atomic(self.base_cache, json.dumps(scores.as_dict(), indent=2) + "\n")
@@ -122,13 +120,14 @@ class RunScoring(L.Callback):
             model = self.save.save(model, self.chat.tokenizer)  # merged, when LoRA adapters are merged
         if not self.suites:
             return
-        if self.engine.loads_from_disk:  # the engine needs the memory the training process holds: free it first
+
+        def saved() -> str:  # an engine that loads its own copy needs the memory training holds: free it first
             pl_module.cpu()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            scores = self._score(str(self.save_dir))
-        else:
-            scores = self._score(model)
+            return str(self.save_dir)
+
+        scores = self._score(Weights(lambda: model, saved))
         self.trained, self.records = scores.as_dict(), scores.records
 
 

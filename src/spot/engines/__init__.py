@@ -9,6 +9,6 @@ Every engine takes prompt token ids, formatted once by spot.chat.ChatFormat, and
 prompt in order, special tokens stripped, so every engine sees exactly the tokens the model was trained on.
 """
 
-from spot.engines.base import HF, Engine, EngineError, EngineSpec
+from spot.engines.base import HF, Engine, EngineError, EngineSpec, Weights
 
-__all__ = ["HF", "Engine", "EngineError", "EngineSpec"]
+__all__ = ["HF", "Engine", "EngineError", "EngineSpec", "Weights"]

@@ -30,7 +30,7 @@ class Engine(Protocol):
     keep them before the call ends."""
 
     name: str
-    loads_from_disk: bool  # False: scores an in-memory model (hf); True: needs the weights as a directory or id
+    loads_from_disk: bool  # what `from_weights` takes: False, the model in memory (hf); True, a directory or id
     transport_options: tuple[str, ...]  # options that change how requests travel, never what is sampled
 
     def complete(self, prompts: list[list[int]], sampling, seed: int = 0, progress: bool = True,
@@ -41,9 +41,33 @@ class Engine(Protocol):
 
 
 @dataclass(frozen=True)
+class Weights:
+    """One model as an engine may want it, each form made only when asked: `loaded()`, the model in memory (the
+    hf engine), or `directory()`, a directory or hub id to load from (vllm, server). The engine picks (its
+    `from_weights`), so a caller describes the model once and never asks which form an engine wants."""
+
+    loaded: Callable[[], object]
+    directory: Callable[[], str]
+
+    @classmethod
+    def at(cls, path: str, dtype: str = "float32") -> Weights:
+        """A model directory or hub id, loaded (onto the GPU when there is one) only for an in-memory engine."""
+
+        def load():
+            import torch
+
+            from spot.models import load_model
+
+            model = load_model(path, dtype)
+            return model.cuda() if torch.cuda.is_available() else model
+
+        return cls(load, lambda: path)
+
+
+@dataclass(frozen=True)
 class EngineSpec:
-    """What `generation=<name>` selects: the engine class (a dotted path) and its options. `open(model)` builds
-    the engine for a model (a loaded module for hf, else a directory or hub id)."""
+    """What `generation=<name>` selects: the engine class (a dotted path) and its options. `open(weights)` builds
+    the engine on a model (`Weights`), taken in the form the engine wants."""
 
     engine: str
     options: dict = field(default_factory=dict)
@@ -82,8 +106,8 @@ class EngineSpec:
         return {"generation": self.engine,
                 **{f"generation.options.{k}": v for k, v in sorted(self.options.items()) if k not in skip}}
 
-    def open(self, model, tokenizer) -> Engine:
-        return self.cls(model, tokenizer, **self.options)
+    def open(self, weights: Weights, tokenizer) -> Engine:
+        return self.cls.from_weights(weights, tokenizer, **self.options)
 
 
 class OnFirstUse:

@@ -4,8 +4,6 @@ is training without writing it to disk."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from spot.engines.base import Arrived, TokenRate
@@ -33,14 +31,13 @@ class HFEngine:
     loads_from_disk = False
     transport_options = ()
 
-    def __init__(self, model, tokenizer, dtype: str = "float32", device: str | None = None):
-        """`model`: a loaded causal LM (scored on its own device) or a directory / hub id to load."""
-        if isinstance(model, str | Path):
-            from spot.models import load_model
+    @classmethod
+    def from_weights(cls, weights, tokenizer) -> HFEngine:
+        return cls(weights.loaded(), tokenizer)  # in memory: a policy in training is scored without a save
 
-            model = load_model(str(model), dtype)
-            if device or torch.cuda.is_available():
-                model.to(device or "cuda")
+    def __init__(self, model: torch.nn.Module, tokenizer):
+        """`model`: a loaded causal LM, scored where it is (its device, its dtype); loading is the caller's, who
+        knows the dtype and device it wants (spot.engines.base.Weights)."""
         self.model, self.tokenizer = model, tokenizer
 
     @torch.no_grad()

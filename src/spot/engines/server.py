@@ -56,6 +56,10 @@ class ServerEngine:
     loads_from_disk = True
     transport_options = ("base_url", "api_key_env", "max_in_flight", "timeout_s", "max_attempts", "backoff_s")
 
+    @classmethod
+    def from_weights(cls, weights, tokenizer, **options) -> ServerEngine:
+        return cls(weights.directory(), tokenizer, **options)  # its name on the server, unless served_model
+
     def __init__(self, model, tokenizer=None, base_url: str = "http://127.0.0.1:8000/v1",
                  served_model: str | None = None, api_key_env: str = "OPENAI_API_KEY", max_in_flight: int = 64,
                  timeout_s: float = 600.0, max_attempts: int = 6, backoff_s: float = 1.0):

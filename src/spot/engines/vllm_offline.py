@@ -120,6 +120,10 @@ class VLLMEngine:
         if importlib.util.find_spec("vllm") is None:
             raise EngineError(f"generation=vllm needs vLLM, which is not installed: {INSTALL}")
 
+    @classmethod
+    def from_weights(cls, weights, tokenizer, **options) -> VLLMEngine:
+        return cls(weights.directory(), tokenizer, **options)  # vLLM loads its own copy, from disk
+
     def __init__(self, model, tokenizer=None, dtype: str = "auto", max_model_len: int | None = None,
                  tensor_parallel_size: int = 1, data_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
                  enable_prefix_caching: bool = True, enforce_eager: bool = False, seed: int = 0,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import lightning as L
 
+from spot.engines.hf import HFEngine
 from spot.evaluate.kl import KLSettings, kl_to_reference, spread_prompts
 from spot.evaluate.scoring import score_model
 from spot.evaluate.suites import Suite
@@ -29,9 +30,10 @@ from spot.generation import Sampling
 class EvalCallback(L.Callback):
     """Evaluates before the first step and then every `every_n_steps` optimizer steps.
 
-    The KL reference is the module's frozen reference when its loss has one; otherwise (SFT-type losses) a
-    frozen copy of the policy taken at the start of training, which doubles the policy's memory: set
-    `kl_prompts=0` to skip the KL on a model where that does not fit.
+    The KL reference is the module's live reference model when it has one; otherwise (SFT-type losses, or a
+    precomputed or adapters-off reference: spot.reference) a frozen copy of the policy taken at the start of
+    training, which doubles the policy's memory: set `kl_prompts=0` to skip the KL on a model where that does
+    not fit.
     """
 
     def __init__(self, suites: list[Suite] | Suite, every_n_steps: int = 50, sampling: Sampling | dict | None = None,
@@ -54,7 +56,7 @@ class EvalCallback(L.Callback):
         self.chat = getattr(trainer.datamodule, "chat", None)  # the prompt format the policy is trained with
         if self.chat is None:
             raise ValueError("EvalCallback needs the PairDataModule's chat format: trainer.fit(..., datamodule=...)")
-        reference = getattr(pl_module, "reference", None)
+        reference = pl_module.reference.model  # a live reference's frozen model, else None
         if reference is None and self.kl.n_prompts > 0 and trainer.is_global_zero:
             reference = copy.deepcopy(pl_module.policy).eval().requires_grad_(False)
         self.reference = reference
@@ -75,7 +77,8 @@ class EvalCallback(L.Callback):
         if not trainer.is_global_zero:
             return
         policy = pl_module.policy
-        scores = score_model(policy, self.chat, self.suites, self.sampling, seed=self.seed, progress=False).as_dict()
+        in_memory = HFEngine(policy, self.chat.tokenizer)  # the policy as it trains, never written to disk
+        scores = score_model(in_memory, self.chat, self.suites, self.sampling, seed=self.seed, progress=False).as_dict()
         row = {f"eval/{k}/accuracy": v for k, v in scores["suites"].items()}
         row |= {f"eval/{g}": v for g, v in scores["groups"].items()}
         if self.reference is not None and self.kl.n_prompts > 0:

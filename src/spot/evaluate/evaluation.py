@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from spot.chat import ChatFormat
-from spot.engines import HF, Engine, EngineError, EngineSpec
+from spot.engines import HF, Engine, EngineError, EngineSpec, Weights
 from spot.engines.base import OnFirstUse
 from spot.evaluate.checkpoints import ModelSource, load_for_eval, load_tokenizer_for, resolve_source, weights_identity
 from spot.evaluate.kl import KLSettings, kl_to_reference, spread_prompts
@@ -75,19 +75,20 @@ def score_source(source: ModelSource, engine: EngineSpec, chat: ChatFormat, suit
 
 def open_engine(source: ModelSource, engine: EngineSpec, chat: ChatFormat, plan: EvalPlan, scratch: Path,
                 in_memory) -> Engine:
-    """The model `in_memory(source)` gives for hf; from disk for the others (a Lightning checkpoint or an
-    adapter is first written out whole as a model directory under `scratch`)."""
-    if not engine.loads_from_disk:
-        model = in_memory(source)
-    elif source.ckpt or source.adapter:  # written out whole for an engine that reads a model directory
-        loaded, tokenizer = load_for_eval(source, plan.dtype)
-        loaded.save_pretrained(scratch)
-        tokenizer.save_pretrained(scratch)
-        del loaded
-        model = str(scratch)
-    else:
-        model = source.weights
-    return engine.open(model, chat.tokenizer)
+    """`engine` on `source`, in the form it takes: the model `in_memory(source)` gives, or its directory."""
+    return engine.open(Weights(lambda: in_memory(source), lambda: on_disk(source, plan.dtype, scratch)),
+                       chat.tokenizer)
+
+
+def on_disk(source: ModelSource, dtype: str, scratch: Path) -> str:
+    """A directory or hub id holding `source`: a Lightning checkpoint or an adapter is first written out whole
+    as a model directory under `scratch`."""
+    if not (source.ckpt or source.adapter):
+        return source.weights
+    loaded, tokenizer = load_for_eval(source, dtype)
+    loaded.save_pretrained(scratch)
+    tokenizer.save_pretrained(scratch)
+    return str(scratch)
 
 
 @contextmanager

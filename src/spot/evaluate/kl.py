@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from spot.chat import ChatFormat
+from spot.engines.hf import HFEngine
 from spot.errors import check, check_type
 from spot.generation import Sampling, generate
 from spot.logps import padded_batch, sequence_logps
@@ -71,8 +72,9 @@ def kl_to_reference(policy, reference, chat: ChatFormat, prompts: list[str], set
     prompts = prompts[: settings.n_prompts]
     if not prompts:
         return {}
-    completions = generate(policy, chat, prompts, settings.sampling(), seed=seed, progress=progress,
-                           desc="kl samples")
+    # the policy's own samples, from memory: the log-probs below need it there anyway
+    completions = generate(HFEngine(policy, chat.tokenizer), chat, prompts, settings.sampling(), seed=seed,
+                           progress=progress, desc="kl samples")
     seqs = sampled_sequences(chat, prompts, completions, settings.max_new_tokens)
     was_training = (policy.training, reference.training)
     policy.eval(), reference.eval()

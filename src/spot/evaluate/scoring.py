@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from spot.chat import ChatFormat
+from spot.engines.base import Engine
 from spot.errors import DataError
 from spot.evaluate.resume import CompletionJournal, item_key
 from spot.evaluate.suites import Suite
@@ -49,7 +50,7 @@ class SuiteResult:
                 "seconds": self.seconds, **({"parts": self.parts} if self.parts else {})}
 
 
-def score_suite(model, chat: ChatFormat, suite: Suite, sampling: Sampling, seed: int = 0,
+def score_suite(engine: Engine, chat: ChatFormat, suite: Suite, sampling: Sampling, seed: int = 0,
                 progress: bool = True, journal: CompletionJournal | None = None) -> SuiteResult:
     """Every problem answered `n` times (copies sit next to each other, so one batch samples them together)."""
     t0 = time.time()
@@ -57,14 +58,14 @@ def score_suite(model, chat: ChatFormat, suite: Suite, sampling: Sampling, seed:
     problems = [p for p in suite.prompts for _ in range(n)]
     desc = f"eval {suite.name}" + (f" avg@{n}" if n > 1 else "")
     budget = replace(sampling, max_new_tokens=suite.max_new_tokens)
-    completions = answer(model, chat, suite, problems, budget, seed, progress, desc, journal)
+    completions = answer(engine, chat, suite, problems, budget, seed, progress, desc, journal)
     return judge(suite, completions, n, time.time() - t0)
 
 
-def answer(model, chat: ChatFormat, suite: Suite, problems: list[str], sampling: Sampling, seed: int,
+def answer(engine: Engine, chat: ChatFormat, suite: Suite, problems: list[str], sampling: Sampling, seed: int,
            progress: bool, desc: str, journal: CompletionJournal | None) -> list[str]:
     """A completion for each of `problems`, one request whose i-th prompt is seeded from its place i. What the
-    journal holds is not asked again; the rest go to the model in one call, at their own places, and into the
+    journal holds is not asked again; the rest go to the engine in one call, at their own places, and into the
     journal as they arrive."""
     keys = [item_key(p, suite.template, sampling.max_new_tokens, i) for i, p in enumerate(problems)]
     held = journal.done if journal else {}
@@ -78,7 +79,7 @@ def answer(model, chat: ChatFormat, suite: Suite, problems: list[str], sampling:
     def arrived(idx: list[int], texts: list[str]) -> None:
         journal.add(suite.name, [todo[k] for k in idx], [keys[todo[k]] for k in idx], texts)
 
-    texts = generate(model, chat, [problems[i] for i in todo], sampling, seed=seed, progress=progress, desc=desc,
+    texts = generate(engine, chat, [problems[i] for i in todo], sampling, seed=seed, progress=progress, desc=desc,
                      template=suite.template, positions=todo, on_done=arrived if journal else None)
     for i, text in zip(todo, texts, strict=True):
         out[i] = text
@@ -166,9 +167,10 @@ class Scores:
                 "seconds": round(self.seconds, 1)}
 
 
-def score_model(model, chat: ChatFormat, suites: list[Suite], sampling: Sampling, seed: int = 0,
+def score_model(engine: Engine, chat: ChatFormat, suites: list[Suite], sampling: Sampling, seed: int = 0,
                 progress: bool = True, journal: CompletionJournal | None = None) -> Scores:
-    """Generate on every suite and score; the model stays on its device and in its train/eval mode."""
+    """Generate on every suite with `engine` (spot.engines) and score; a model in memory (the hf engine) stays on
+    its device and in its train/eval mode."""
     t0 = time.time()
-    results = [score_suite(model, chat, s, sampling, seed=seed, progress=progress, journal=journal) for s in suites]
+    results = [score_suite(engine, chat, s, sampling, seed=seed, progress=progress, journal=journal) for s in suites]
     return Scores(results, time.time() - t0)

@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Callable
 
 from spot.chat import ChatFormat
-from spot.engines import EngineSpec
+from spot.engines import EngineSpec, Weights
 from spot.generation import Sampling, generate
 from spot.progress import Progress, heartbeat
 from spot.rectify.journal import Journal, JournalError
@@ -30,16 +30,7 @@ class PolicySampler:
 
     def __call__(self, prompts: list[str], seed: int) -> list[str]:
         if self._engine is None:
-            if self.spec.loads_from_disk:
-                self._engine = self.spec.open(self.path, self.chat.tokenizer)
-            else:
-                import torch
-
-                from spot.models import load_model
-
-                model = load_model(self.path, self.dtype)
-                self._engine = self.spec.open(model.cuda() if torch.cuda.is_available() else model,
-                                              self.chat.tokenizer)
+            self._engine = self.spec.open(Weights.at(self.path, self.dtype), self.chat.tokenizer)
         return generate(self._engine, self.chat, prompts, self.sampling, seed=seed, progress=False)
 
     def close(self) -> None:
