@@ -76,7 +76,7 @@ def table(runs: list[dict]) -> tuple[str, dict]:
                 if not xs:
                     return "-"
                 m, se = mean_se(xs)
-                return fmt.format(scale * m) + (" ± " + fmt.format(scale * se) if se is not None else "")
+                return fmt.format(scale * m) + (" ± " + fmt.replace("+", "").format(scale * se) if se is not None else "")
 
             last = [r["rewards"][-1] if r["rewards"] else {} for r in mine]
             ends[(method, lr)] = mean_se([r["end"]["in_domain"] for r in mine])[0]

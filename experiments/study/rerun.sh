@@ -5,7 +5,8 @@
 #                                           # evaluated every 16 steps during training (eval_log.jsonl)
 # A job runs in multirun/study/<set>/<job> and leaves metrics.json (per-item scores one line a suite:
 # compact.py), train_log.jsonl (and eval_log.jsonl) in experiments/study/<set>/<job> (kept in git), moved into
-# place whole; a rerun after a kill, or in a fresh checkout, makes only the jobs that left no record. Jobs are ordered seed-major so that a partial set is even.
+# place whole; a rerun after a kill, or in a fresh checkout, makes only the jobs that left no record. Jobs are
+# ordered seed-major so that a partial set is even.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
