@@ -76,7 +76,8 @@ def table(runs: list[dict]) -> tuple[str, dict]:
                 if not xs:
                     return "-"
                 m, se = mean_se(xs)
-                return fmt.format(scale * m) + (" ± " + fmt.replace("+", "").format(scale * se) if se is not None else "")
+                spread = " ± " + fmt.replace("+", "").format(scale * se) if se is not None else ""
+                return fmt.format(scale * m) + spread
 
             last = [r["rewards"][-1] if r["rewards"] else {} for r in mine]
             ends[(method, lr)] = mean_se([r["end"]["in_domain"] for r in mine])[0]
