@@ -59,14 +59,15 @@ def test_a_zero_variance_contrast_is_no_longer_support_but_a_real_effect_is():
     rng = np.random.default_rng(0)
     run, base = records(1000, 7, 5, 216)  # V0's H1: 7 items gained and 5 lost at every seed
     same = {s: {"toy_in_domain": run} for s in range(3)}
-    small = mended.item_contrast(same, {"toy_in_domain": base}, ("toy_in_domain",), +1, rng)
+    small = mended.item_contrast(same, {s: {"toy_in_domain": base} for s in range(3)}, ("toy_in_domain",), +1, rng)
     assert small["mean"] == pytest.approx(0.002)
     assert small["ci95"][0] < 0 < small["ci95"][1] and small["p"] > 0.3
     assert [m["gained"] for m in small["mcnemar"]] == [7, 7, 7]
     # the seed t test on the same three equal differences: no test at all (the old verdict was t = infinity)
     assert mended.seed_contrast([0.002, 0.002, 0.002], +1)["p"] is None
     big = {s: {"toy_in_domain": records(1000, 55 + s, 20, 890)[0]} for s in range(3)}  # B1's H1, roughly
-    strong = mended.item_contrast(big, {"toy_in_domain": records(1000, 0, 0, 890)[1]}, ("toy_in_domain",), +1, rng)
+    base_record = {s: {"toy_in_domain": records(1000, 0, 0, 890)[1]} for s in range(3)}
+    strong = mended.item_contrast(big, base_record, ("toy_in_domain",), +1, rng)
     assert strong["p"] < 0.01 and strong["ci95"][0] > 0
     # the contrast's own item SE: that of the seed-averaged item differences
     diff = np.mean([np.array(big[s]["toy_in_domain"]) - np.array(records(1000, 0, 0, 890)[1]) for s in range(3)], 0)

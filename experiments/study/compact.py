@@ -29,7 +29,6 @@ def items(correct: dict) -> dict[str, list[int]]:
 
 if __name__ == "__main__":
     src, dst = map(Path, sys.argv[1:3])
-    text = json.dumps(compact(json.loads(src.read_text())), indent=1) + "\n"
-    tmp = dst.with_name(dst.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(dst)
+    from spot.rows import write_atomic
+
+    write_atomic(dst, json.dumps(compact(json.loads(src.read_text())), indent=1) + "\n")

@@ -56,13 +56,12 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> dict:
     return {"gained": gained, "lost": lost, "p": p}
 
 
-def item_contrast(a: dict[int, dict], b: dict[int, dict] | dict, suites: tuple[str, ...], sign: int,
+def item_contrast(a: dict[int, dict], b: dict[int, dict], suites: tuple[str, ...], sign: int,
                   rng: np.random.Generator) -> dict:
-    """a: seed -> correct lists by suite; b: the same, or one record (the base). The suites weigh equally (a
-    group's accuracy is the mean of its suites'), items resampled within each suite."""
-    is_base = "toy_in_domain" in b  # one record (suite -> items), the same at every seed
-    seeds = sorted(s for s in a if is_base or s in b)
-    rec_b = (lambda s: b) if is_base else (lambda s: b[s])
+    """a, b: seed -> correct lists by suite (the base: its one record at every seed), paired on the seeds both
+    have. The suites weigh equally (a group's accuracy is the mean of its suites'), items resampled within each."""
+    seeds = sorted(s for s in a if s in b)
+    rec_b = b.__getitem__
     diffs = [np.array([np.array(a[s][k], float) - np.array(rec_b(s)[k], float) for s in seeds]) for k in suites]
     est = float(np.mean([x.mean() for x in diffs]))
     n_s = len(seeds)
@@ -154,7 +153,8 @@ def base_family(name: str, runs_root: Path | None, extra_root: Path | None, rng)
 
     def pair(label: str, a: str, b: str | None, suites, sign: int, key_b=None) -> dict:
         if a in items and (b is None or b in items):
-            t = item_contrast(items[a], base_items if b is None else items[b], suites, sign, rng)
+            other = {s: base_items for s in items[a]} if b is None else items[b]  # the base: the same at every seed
+            t = item_contrast(items[a], other, suites, sign, rng)
         else:
             t = from_summary(old[label], sign)
         return {**t, "label": label, "old": old.get(label, {}).get("verdict")}

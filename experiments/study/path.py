@@ -14,8 +14,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from analyze import mean_se  # noqa: E402
 
 STUDY = Path(__file__).resolve().parent
 PAIRWISE = ("dpo", "bce", "bco")
@@ -23,12 +26,6 @@ ORDER = ("sft_plus", "dpo", "bce", "bco")
 LABELS = {"sft_plus": "SFT+", "dpo": "DPO", "bce": "BCE", "bco": "BCO (SPoT)"}
 RATES = (3e-5, 5e-5)  # the protocol's two rates
 MARGIN = 0.02  # the protocol's 2 points: the three objectives coincide when their end points are this close
-
-
-def mean_se(xs: list[float]) -> tuple[float, float | None]:
-    m = sum(xs) / len(xs)
-    se = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1) / len(xs)) if len(xs) > 1 else None
-    return m, se
 
 
 def read(root: Path) -> list[dict]:

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from contextlib import contextmanager
 
-from spot.errors import ConfigError
+from spot.errors import ConfigError, first_line
 
 
 def main_of(hydra_main: Callable[[], object]) -> None:
@@ -49,8 +49,6 @@ def composition_error(e: Exception) -> ConfigError:
         where = prefix or "the config"
         return ConfigError(f"{key}: no such key{nearest(name, known, prefix)}; the keys of {where} are "
                            f"{', '.join(map(str, known))} (+{key}=... adds a new one)")
-    from spot.errors import first_line
-
     return ConfigError(first_line(e))
 
 
