@@ -8,7 +8,7 @@ skip the check: those runs never touch the network.
 
 from __future__ import annotations
 
-from spot.errors import UserError, first_line
+from spot.errors import DataError, UserError, first_line
 
 
 def check_local_model(path: str, key: str = "model.path") -> None:
@@ -24,9 +24,21 @@ def check_local_model(path: str, key: str = "model.path") -> None:
         raise UserError(f"{key}={path}: no such directory")
 
 
+class HubUnreachable(UserError):
+    """The hub cannot be reached and no copy is cached: a caller with another source (a suite's local file) names
+    it; everyone else reports this line."""
+
+
+def gated(key: str, repo_id: str, repo_type: str = "model") -> DataError:
+    """The line for a gated repository: where to accept its terms, and how to log in here."""
+    page = f"https://huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
+    return DataError(f"{key}={repo_id} is gated: accept its terms at {page} (logged in), then log in here with "
+                     "`hf auth login` (or set HF_TOKEN)")
+
+
 def check_reachable(repo_id: str, key: str, repo_type: str = "model", probe_file: str = "config.json") -> None:
     """UserError (one line naming `key`) when `repo_id` cannot be had: unknown, gated, or unreachable and not
-    cached (`probe_file` is the file whose cached copy counts as "cached")."""
+    cached (HubUnreachable; `probe_file` is the file whose cached copy counts as "cached")."""
     import huggingface_hub as hub
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
@@ -35,8 +47,7 @@ def check_reachable(repo_id: str, key: str, repo_type: str = "model", probe_file
     try:
         hub.HfApi().repo_info(repo_id, repo_type=repo_type, timeout=10)
     except GatedRepoError:
-        raise UserError(f"{key}={repo_id}: the {repo_type} is gated; accept its terms on huggingface.co and log in "
-                        "(hf auth login)") from None
+        raise gated(key, repo_id, repo_type) from None
     except RepositoryNotFoundError:
         raise UserError(f"{key}={repo_id}: no such {repo_type} on the Hugging Face hub (or it is private: "
                         "hf auth login), and no local path of that name exists") from None
@@ -45,5 +56,5 @@ def check_reachable(repo_id: str, key: str, repo_type: str = "model", probe_file
     except Exception as e:  # no network: fine if a copy is cached
         if isinstance(hub.try_to_load_from_cache(repo_id, probe_file, repo_type=repo_type), str):
             return
-        raise UserError(f"{key}={repo_id}: no local path of that name, and as a hub id: huggingface.co cannot be "
-                        f"reached ({first_line(e, 200)}) and no copy is cached") from None
+        raise HubUnreachable(f"{key}={repo_id}: no local path of that name, and as a hub id: huggingface.co cannot "
+                             f"be reached ({first_line(e, 200)}) and no copy is cached") from None

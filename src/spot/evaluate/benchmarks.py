@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from spot.errors import DataError, UserError, first_line
+from spot.errors import DataError, first_line
+from spot.hub import HubUnreachable, check_reachable, gated
 from spot.rows import is_local, iter_rows
 
 PREPARE = "python -m spot.evaluate.prepare"
@@ -48,51 +49,20 @@ def load_hub(suite: str, hub: str, subset: str | None, split: str, missing: str 
     import datasets
 
     key = f"eval.suites.{suite}.hub"
-    if not is_local(hub):
+    if not is_local(hub):  # one quick look-up before datasets retries an unreachable hub for half a minute
         try:
-            check_hub(hub, key)
-        except Unreachable as e:
-            raise offline(suite, hub, missing, str(e)) from None
+            check_reachable(hub, key, repo_type="dataset", probe_file="README.md")
+        except HubUnreachable:
+            raise offline(suite, hub, missing, "huggingface.co cannot be reached") from None
     try:
         return datasets.load_dataset(hub, subset, split=split)
     except ConnectionError as e:  # offline (HF_HUB_OFFLINE=1) and not in the cache, or the network went away
         raise offline(suite, hub, missing, first_line(e, 200)) from None
     except Exception as e:  # gated, an unknown subset or split: the library's first line says which
         if "gated" in str(e).lower():
-            raise gated(key, hub) from None
+            raise gated(key, hub, "dataset") from None
         where = (f" subset {subset}," if subset else "") + f" split {split}"
         raise DataError(f"{key}={hub}: cannot load dataset ({where.strip()}): {first_line(e)}") from None
-
-
-class Unreachable(Exception):
-    pass
-
-
-def check_hub(hub: str, key: str) -> None:
-    """One quick look-up before `datasets` retries an unreachable hub for half a minute: gated and unknown ids
-    stop here with their own line, no network raises Unreachable (a cached copy still loads then)."""
-    import huggingface_hub as hf
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
-
-    if hf.constants.HF_HUB_OFFLINE:
-        return  # datasets reads its cache, or raises ConnectionError at once
-    try:
-        hf.HfApi().repo_info(hub, repo_type="dataset", timeout=10)
-    except GatedRepoError:
-        raise gated(key, hub) from None
-    except RepositoryNotFoundError:
-        raise DataError(f"{key}={hub}: no such dataset on the Hugging Face hub (or it is private: hf auth login)"
-                        ) from None
-    except HfHubHTTPError as e:
-        raise DataError(f"{key}={hub}: the hub answered {first_line(e, 200)}") from None
-    except Exception as e:  # no network: fine when datasets has it cached
-        if not isinstance(hf.try_to_load_from_cache(hub, "README.md", repo_type="dataset"), str):
-            raise Unreachable(f"huggingface.co cannot be reached ({first_line(e, 150)})") from None
-
-
-def gated(key: str, hub: str) -> UserError:
-    return DataError(f"{key}={hub} is gated: accept its terms at https://huggingface.co/datasets/{hub} (logged "
-                     "in), then log in here with `hf auth login` (or set HF_TOKEN)")
 
 
 class Offline(DataError):
